@@ -1,0 +1,11 @@
+DROP TABLE grants;
+DROP TABLE api_tokens;
+DROP TABLE users;
+DROP TABLE devices;
+DROP TABLE firmware_channels;
+DROP TABLE firmware;
+DROP TABLE delivery_procedures;
+DROP TABLE delivery_methods;
+DROP TABLE channels;
+DROP TABLE models;
+DROP TABLE products;

@@ -1,0 +1,122 @@
+//! Delivery methods and delivery procedures.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::AnyConnection;
+use super::schema::{delivery_methods, delivery_procedures};
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = delivery_methods)]
+pub struct DeliveryMethod {
+    pub id: String,
+    pub tid: String,
+    pub name: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Default, AsChangeset)]
+#[diesel(table_name = delivery_methods)]
+pub struct DeliveryMethodChanges {
+    pub tid: Option<String>,
+    pub name: Option<String>,
+    pub updated_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = delivery_procedures)]
+pub struct DeliveryProcedure {
+    pub id: String,
+    pub tid: String,
+    pub name: String,
+    pub delivery_method_id: String,
+    /// JSON list of `domain::procedure::Step`.
+    pub steps: String,
+    pub confirm: bool,
+    /// JSON `domain::procedure::Timeouts` (only the overridden states).
+    pub timeouts: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Default, AsChangeset)]
+#[diesel(table_name = delivery_procedures)]
+pub struct DeliveryProcedureChanges {
+    pub tid: Option<String>,
+    pub name: Option<String>,
+    pub delivery_method_id: Option<String>,
+    pub steps: Option<String>,
+    pub confirm: Option<bool>,
+    pub timeouts: Option<String>,
+    pub updated_at: Option<NaiveDateTime>,
+}
+
+pub mod methods {
+    use super::*;
+
+    crate::db::handle_lookups!(delivery_methods, DeliveryMethod);
+
+    pub fn insert(conn: &mut AnyConnection, row: &DeliveryMethod) -> QueryResult<()> {
+        diesel::insert_into(delivery_methods::table).values(row).execute(conn).map(drop)
+    }
+
+    pub fn update(conn: &mut AnyConnection, id: &str, changes: &DeliveryMethodChanges) -> QueryResult<()> {
+        diesel::update(delivery_methods::table.find(id)).set(changes).execute(conn).map(drop)
+    }
+
+    pub fn delete(conn: &mut AnyConnection, id: &str) -> QueryResult<usize> {
+        diesel::delete(delivery_methods::table.find(id)).execute(conn)
+    }
+
+    pub fn list(conn: &mut AnyConnection, page: crate::db::Page) -> QueryResult<(Vec<DeliveryMethod>, i64)> {
+        let total = delivery_methods::table.count().get_result(conn)?;
+        let rows = delivery_methods::table
+            .order((delivery_methods::created_at, delivery_methods::id))
+            .limit(page.limit)
+            .offset(page.offset)
+            .select(DeliveryMethod::as_select())
+            .load(conn)?;
+        Ok((rows, total))
+    }
+}
+
+pub mod procedures {
+    use super::*;
+
+    crate::db::handle_lookups!(delivery_procedures, DeliveryProcedure);
+
+    pub fn insert(conn: &mut AnyConnection, row: &DeliveryProcedure) -> QueryResult<()> {
+        diesel::insert_into(delivery_procedures::table).values(row).execute(conn).map(drop)
+    }
+
+    pub fn update(conn: &mut AnyConnection, id: &str, changes: &DeliveryProcedureChanges) -> QueryResult<()> {
+        diesel::update(delivery_procedures::table.find(id)).set(changes).execute(conn).map(drop)
+    }
+
+    pub fn delete(conn: &mut AnyConnection, id: &str) -> QueryResult<usize> {
+        diesel::delete(delivery_procedures::table.find(id)).execute(conn)
+    }
+
+    pub fn list(
+        conn: &mut AnyConnection,
+        method: Option<&str>,
+        page: crate::db::Page,
+    ) -> QueryResult<(Vec<DeliveryProcedure>, i64)> {
+        let query = || {
+            let mut q = delivery_procedures::table.into_boxed();
+            if let Some(m) = method {
+                q = q.filter(delivery_procedures::delivery_method_id.eq(m.to_owned()));
+            }
+            q
+        };
+        let total = query().count().get_result(conn)?;
+        let rows = query()
+            .order((delivery_procedures::created_at, delivery_procedures::id))
+            .limit(page.limit)
+            .offset(page.offset)
+            .select(DeliveryProcedure::as_select())
+            .load(conn)?;
+        Ok((rows, total))
+    }
+}

@@ -1,0 +1,105 @@
+//! Device twins: identity, model, channel, installed version, attributes, last seen.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::AnyConnection;
+use super::schema::devices;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = devices)]
+pub struct Device {
+    pub id: String,
+    pub product_id: String,
+    pub device_id: String,
+    pub name: Option<String>,
+    pub model_id: Option<String>,
+    pub channel_id: Option<String>,
+    pub installed_firmware_id: Option<String>,
+    pub installed_version: Option<String>,
+    /// JSON object of string attributes.
+    pub attributes: String,
+    pub last_seen: Option<NaiveDateTime>,
+    pub last_session_id: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// `Some(None)` clears a nullable column, `None` leaves it.
+#[derive(Debug, Default, AsChangeset)]
+#[diesel(table_name = devices)]
+pub struct DeviceChanges {
+    pub name: Option<Option<String>>,
+    pub model_id: Option<Option<String>>,
+    pub channel_id: Option<Option<String>>,
+    pub installed_firmware_id: Option<Option<String>>,
+    pub installed_version: Option<Option<String>>,
+    pub attributes: Option<String>,
+    pub last_seen: Option<Option<NaiveDateTime>>,
+    pub last_session_id: Option<Option<String>>,
+    pub updated_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Default)]
+pub struct Filter {
+    pub product: Option<String>,
+    pub model: Option<String>,
+    pub channel: Option<String>,
+    pub device_id: Option<String>,
+    pub products: Option<Vec<String>>,
+}
+
+pub fn find(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<Device>> {
+    devices::table.find(id).select(Device::as_select()).first(conn).optional()
+}
+
+pub fn find_by_device_id(conn: &mut AnyConnection, product_id: &str, device_id: &str) -> QueryResult<Option<Device>> {
+    devices::table
+        .filter(devices::product_id.eq(product_id))
+        .filter(devices::device_id.eq(device_id))
+        .select(Device::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn insert(conn: &mut AnyConnection, row: &Device) -> QueryResult<()> {
+    diesel::insert_into(devices::table).values(row).execute(conn).map(drop)
+}
+
+pub fn update(conn: &mut AnyConnection, id: &str, changes: &DeviceChanges) -> QueryResult<()> {
+    diesel::update(devices::table.find(id)).set(changes).execute(conn).map(drop)
+}
+
+pub fn delete(conn: &mut AnyConnection, id: &str) -> QueryResult<usize> {
+    diesel::delete(devices::table.find(id)).execute(conn)
+}
+
+pub fn list(conn: &mut AnyConnection, filter: &Filter, page: super::Page) -> QueryResult<(Vec<Device>, i64)> {
+    let query = || {
+        let mut q = devices::table.into_boxed();
+        if let Some(p) = &filter.product {
+            q = q.filter(devices::product_id.eq(p.clone()));
+        }
+        if let Some(m) = &filter.model {
+            q = q.filter(devices::model_id.eq(m.clone()));
+        }
+        if let Some(c) = &filter.channel {
+            q = q.filter(devices::channel_id.eq(c.clone()));
+        }
+        if let Some(d) = &filter.device_id {
+            q = q.filter(devices::device_id.eq(d.clone()));
+        }
+        if let Some(ids) = &filter.products {
+            q = q.filter(devices::product_id.eq_any(ids.clone()));
+        }
+        q
+    };
+    let total = query().count().get_result(conn)?;
+    let rows = query()
+        .order((devices::created_at, devices::id))
+        .limit(page.limit)
+        .offset(page.offset)
+        .select(Device::as_select())
+        .load(conn)?;
+    Ok((rows, total))
+}

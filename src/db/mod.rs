@@ -1,0 +1,158 @@
+//! Persistence: an r2d2 pool of [`AnyConnection`]s, embedded migrations per backend, and
+//! [`Db::run`], which moves blocking diesel work off the async executor threads.
+//! Queries live next to their table (`db::<table>`); protocols never write SQL.
+
+pub mod channel;
+pub mod conn;
+pub mod delivery;
+pub mod device;
+pub mod firmware;
+pub mod grant;
+pub mod model;
+pub mod product;
+pub mod schema;
+pub mod token;
+pub mod user;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use diesel::connection::SimpleConnection;
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+pub use conn::{AnyConnection, Backend, Target, write_transaction};
+
+use crate::error::{Error, Result};
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// An arbitrary, fixed key for the PostgreSQL advisory lock that serialises migrations
+/// when several instances start at once.
+const MIGRATION_LOCK_KEY: i64 = 0x6465_7669_6365_6875; // "devicehu"
+
+pub type Pool = r2d2::Pool<conn::Manager>;
+
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool,
+    backend: Backend,
+}
+
+impl Db {
+    /// Opens a pool. For SQLite the parent directory is created, so the embedded default
+    /// works on a fresh checkout.
+    pub fn connect(url: &str, pool_size: u32) -> anyhow::Result<Db> {
+        let target = Target::parse(url)?;
+        if let Target::Sqlite(path) = &target
+            && let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        }
+        let backend = target.backend();
+        let pool = r2d2::Pool::builder()
+            .max_size(pool_size)
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(10))
+            .build(conn::Manager::new(target))
+            .with_context(|| format!("connecting to the {} database", backend.name()))?;
+        Ok(Db { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Applies pending migrations (embedded in the binary) and returns their names.
+    pub fn migrate(&self) -> anyhow::Result<Vec<String>> {
+        let mut conn = self.pool.get().context("getting a connection to migrate")?;
+        let applied = match &mut *conn {
+            AnyConnection::Sqlite(c) => {
+                // WAL lets readers proceed while one writer commits; it is a property of
+                // the database file, so setting it once here is enough.
+                c.batch_execute("PRAGMA journal_mode = WAL;")?;
+                run_migrations(c, SQLITE_MIGRATIONS)?
+            }
+            AnyConnection::Postgresql(c) => {
+                c.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))?;
+                let result = run_migrations(c, POSTGRES_MIGRATIONS);
+                c.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))?;
+                result?
+            }
+        };
+        Ok(applied)
+    }
+
+    /// Runs blocking database work on tokio's blocking pool, with a pooled connection.
+    pub async fn run<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&mut AnyConnection) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            let mut conn = pool.get()?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| Error::internal(format!("database task failed: {e}")))?
+    }
+
+    /// The same as [`Db::run`] for callers that are already on a blocking thread.
+    pub fn run_blocking<T>(&self, f: impl FnOnce(&mut AnyConnection) -> Result<T>) -> Result<T> {
+        let mut conn = self.pool.get()?;
+        f(&mut conn)
+    }
+
+    /// A cheap round trip, for readiness checks.
+    pub async fn ping(&self) -> Result<()> {
+        self.run(|conn| conn.batch_execute("SELECT 1").map_err(Error::from)).await
+    }
+}
+
+fn run_migrations<C>(conn: &mut C, migrations: EmbeddedMigrations) -> anyhow::Result<Vec<String>>
+where
+    C: MigrationHarness<C::Backend> + diesel::Connection,
+{
+    let done = conn.run_pending_migrations(migrations).map_err(|e| anyhow::anyhow!("running migrations: {e}"))?;
+    Ok(done.into_iter().map(|v| v.to_string()).collect())
+}
+
+/// Converts a UUID column value. Ids are written only by us, so a bad one is a bug.
+pub fn parse_id(raw: &str) -> Result<uuid::Uuid> {
+    uuid::Uuid::parse_str(raw).map_err(|e| Error::internal(format!("bad id {raw:?} in the database: {e}")))
+}
+
+/// A window of a list: `limit` rows after skipping `offset`.
+#[derive(Debug, Clone, Copy)]
+pub struct Page {
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// `find(conn, id)` and `find_by_ref(conn, &ObjectRef)` for a table with an `id` and a
+/// unique `tid`: every catalog object is looked up the same way.
+macro_rules! handle_lookups {
+    ($table:ident, $row:ty) => {
+        pub fn find(conn: &mut $crate::db::AnyConnection, id: &str) -> diesel::QueryResult<Option<$row>> {
+            use diesel::prelude::*;
+            $table::table.find(id).select(<$row>::as_select()).first(conn).optional()
+        }
+
+        pub fn find_by_ref(
+            conn: &mut $crate::db::AnyConnection,
+            r: &$crate::domain::ids::ObjectRef,
+        ) -> diesel::QueryResult<Option<$row>> {
+            use diesel::prelude::*;
+            match r {
+                $crate::domain::ids::ObjectRef::Id(id) => find(conn, &id.to_string()),
+                $crate::domain::ids::ObjectRef::Tid(tid) => {
+                    $table::table.filter($table::tid.eq(tid)).select(<$row>::as_select()).first(conn).optional()
+                }
+            }
+        }
+    };
+}
+pub(crate) use handle_lookups;

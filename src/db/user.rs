@@ -1,0 +1,58 @@
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::AnyConnection;
+use super::schema::users;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = users)]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    pub active: bool,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Default, AsChangeset)]
+#[diesel(table_name = users)]
+pub struct UserChanges {
+    pub username: Option<String>,
+    pub active: Option<bool>,
+    pub updated_at: Option<NaiveDateTime>,
+}
+
+pub fn find(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<User>> {
+    users::table.find(id).select(User::as_select()).first(conn).optional()
+}
+
+pub fn find_by_username(conn: &mut AnyConnection, username: &str) -> QueryResult<Option<User>> {
+    users::table.filter(users::username.eq(username)).select(User::as_select()).first(conn).optional()
+}
+
+pub fn count(conn: &mut AnyConnection) -> QueryResult<i64> {
+    users::table.count().get_result(conn)
+}
+
+pub fn insert(conn: &mut AnyConnection, row: &User) -> QueryResult<()> {
+    diesel::insert_into(users::table).values(row).execute(conn).map(drop)
+}
+
+pub fn update(conn: &mut AnyConnection, id: &str, changes: &UserChanges) -> QueryResult<()> {
+    diesel::update(users::table.find(id)).set(changes).execute(conn).map(drop)
+}
+
+pub fn delete(conn: &mut AnyConnection, id: &str) -> QueryResult<usize> {
+    diesel::delete(users::table.find(id)).execute(conn)
+}
+
+pub fn list(conn: &mut AnyConnection, page: super::Page) -> QueryResult<(Vec<User>, i64)> {
+    let total = users::table.count().get_result(conn)?;
+    let rows = users::table
+        .order((users::created_at, users::id))
+        .limit(page.limit)
+        .offset(page.offset)
+        .select(User::as_select())
+        .load(conn)?;
+    Ok((rows, total))
+}

@@ -1,0 +1,7 @@
+//! The pure core: rules with no HTTP, no SQL and no I/O. Every door (Leitwert REST,
+//! hawkBit DDI, DMF, the admin API and UI) reaches these through `service::*`.
+
+pub mod ids;
+pub mod procedure;
+pub mod rights;
+pub mod version;

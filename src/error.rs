@@ -1,0 +1,186 @@
+//! The one error type of the core. Every door renders it the same way:
+//! `{"error": "<stable code>", "detail": "<human text>", ...extra}` with the status of
+//! [`Error::status`]. Codes are part of the API: clients may match on them, so never
+//! rename one (add a new one instead).
+//!
+//! Rules (after crates.io `util/errors.rs`): services and `db::*` return `Result<_, Error>`;
+//! `anyhow` only at the edges (CLI, start-up, job internals), where it becomes
+//! [`Error::Internal`] whose detail is logged, never sent.
+
+use serde_json::{Map, Value};
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// 400: the request is malformed or fails validation.
+    #[error("{detail}")]
+    BadRequest { code: &'static str, detail: String },
+    /// 401: no credentials, or credentials that are not valid.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 403: valid credentials without the right.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404: the object does not exist (or no longer does).
+    #[error("{0}")]
+    NotFound(String),
+    /// 409: the request conflicts with the current state (duplicate handle, wrong session
+    /// state, object in use). `extra` adds fields such as the current session state.
+    #[error("{detail}")]
+    Conflict { code: &'static str, detail: String, extra: Map<String, Value> },
+    /// 410: the object existed but is gone for good.
+    #[error("{0}")]
+    Gone(String),
+    /// 413: the body is larger than allowed.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// 415: the body has a content type we do not read.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// 416: a byte range outside the object; `size` goes into `Content-Range: bytes */size`.
+    #[error("range not satisfiable for an object of {size} bytes")]
+    RangeNotSatisfiable { size: u64 },
+    /// 422: well-formed but semantically wrong (checksum mismatch, image missing).
+    #[error("{detail}")]
+    Unprocessable { code: &'static str, detail: String },
+    /// 429: too many requests or a quota is exhausted.
+    #[error("{0}")]
+    TooManyRequests(String),
+    /// 503: a dependency (database, object store) is not reachable.
+    #[error("{0}")]
+    Unavailable(String),
+    /// 500: a bug or an unexpected failure; the detail is logged, not sent.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl Error {
+    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
+        Error::BadRequest { code, detail: detail.into() }
+    }
+
+    pub fn invalid(detail: impl Into<String>) -> Self {
+        Error::bad_request("invalid", detail)
+    }
+
+    pub fn not_found(what: impl std::fmt::Display) -> Self {
+        Error::NotFound(format!("{what} not found"))
+    }
+
+    pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
+        Error::Conflict { code, detail: detail.into(), extra: Map::new() }
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Error::Forbidden(detail.into())
+    }
+
+    pub fn unprocessable(code: &'static str, detail: impl Into<String>) -> Self {
+        Error::Unprocessable { code, detail: detail.into() }
+    }
+
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        Error::Internal(anyhow::anyhow!("{detail}"))
+    }
+
+    /// Adds a field to a conflict's JSON body (e.g. `"state": "ready"`).
+    pub fn with_extra(mut self, key: &str, value: impl Into<Value>) -> Self {
+        if let Error::Conflict { extra, .. } = &mut self {
+            extra.insert(key.to_owned(), value.into());
+        }
+        self
+    }
+
+    /// The HTTP status as a number, so this module stays free of any web framework.
+    pub fn status(&self) -> u16 {
+        match self {
+            Error::BadRequest { .. } => 400,
+            Error::Unauthorized(_) => 401,
+            Error::Forbidden(_) => 403,
+            Error::NotFound(_) => 404,
+            Error::Conflict { .. } => 409,
+            Error::Gone(_) => 410,
+            Error::PayloadTooLarge(_) => 413,
+            Error::UnsupportedMediaType(_) => 415,
+            Error::RangeNotSatisfiable { .. } => 416,
+            Error::Unprocessable { .. } => 422,
+            Error::TooManyRequests(_) => 429,
+            Error::Unavailable(_) => 503,
+            Error::Internal(_) => 500,
+        }
+    }
+
+    /// The stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::BadRequest { code, .. } => code,
+            Error::Unauthorized(_) => "unauthorized",
+            Error::Forbidden(_) => "forbidden",
+            Error::NotFound(_) => "not_found",
+            Error::Conflict { code, .. } => code,
+            Error::Gone(_) => "gone",
+            Error::PayloadTooLarge(_) => "payload_too_large",
+            Error::UnsupportedMediaType(_) => "unsupported_media_type",
+            Error::RangeNotSatisfiable { .. } => "range_not_satisfiable",
+            Error::Unprocessable { code, .. } => code,
+            Error::TooManyRequests(_) => "too_many_requests",
+            Error::Unavailable(_) => "unavailable",
+            Error::Internal(_) => "internal",
+        }
+    }
+
+    /// The JSON body every door sends.
+    pub fn body(&self) -> Value {
+        let mut body = Map::new();
+        body.insert("error".into(), self.code().into());
+        let detail = match self {
+            // Never leak internals; the log has the chain.
+            Error::Internal(_) => "internal server error".to_owned(),
+            other => other.to_string(),
+        };
+        body.insert("detail".into(), detail.into());
+        match self {
+            Error::Conflict { extra, .. } => body.extend(extra.clone()),
+            Error::RangeNotSatisfiable { size } => {
+                body.insert("size".into(), (*size).into());
+            }
+            _ => {}
+        }
+        Value::Object(body)
+    }
+}
+
+impl From<diesel::result::Error> for Error {
+    fn from(err: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind as K, Error as D};
+        match err {
+            D::NotFound => Error::NotFound("not found".into()),
+            D::DatabaseError(K::UniqueViolation, info) => {
+                Error::conflict("already_exists", format!("an object with these values already exists ({})", info.message()))
+            }
+            D::DatabaseError(K::ForeignKeyViolation, _) => {
+                Error::conflict("in_use", "the object is referenced by other objects, or references one that does not exist")
+            }
+            D::DatabaseError(K::ClosedConnection, info) => {
+                Error::Unavailable(format!("database connection lost: {}", info.message()))
+            }
+            other => Error::Internal(anyhow::Error::new(other).context("database query failed")),
+        }
+    }
+}
+
+impl From<r2d2::Error> for Error {
+    fn from(err: r2d2::Error) -> Self {
+        Error::Unavailable(format!("database unavailable: {err}"))
+    }
+}
+
+impl From<object_store::Error> for Error {
+    fn from(err: object_store::Error) -> Self {
+        match err {
+            object_store::Error::NotFound { path, .. } => Error::NotFound(format!("object {path} not found")),
+            other => Error::Internal(anyhow::Error::new(other).context("object store operation failed")),
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! devicehub: a firmware delivery server. See `README.md` and `../shared/design.md`.
+//!
+//! The shape: `domain` (pure rules) ← `service` (use-cases, the only caller of `db`) ←
+//! doors (`http`, later `amqp`). `db` and `storage` hold what is durable.
+
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod settings;
+pub mod time;

@@ -1,0 +1,278 @@
+//! Configuration: built-in defaults < config file (TOML) < environment.
+//!
+//! | key (file) | environment | default |
+//! |---|---|---|
+//! | `listen` | `DEVICEHUB_LISTEN` | `127.0.0.1:8080` |
+//! | `data_dir` | `DEVICEHUB_DATA_DIR` | `./data` |
+//! | `database_url` | `DATABASE_URL` (or `DEVICEHUB_DATABASE_URL`) | `sqlite://<data_dir>/devicehub.sqlite3` |
+//! | `public_url` | `DEVICEHUB_PUBLIC_URL` | `http://<listen address>` |
+//! | `admin_token` | `DEVICEHUB_ADMIN_TOKEN` | random, printed once on the first start |
+//! | `object_store` | `DEVICEHUB_OBJECT_STORE` | `<data_dir>/objects` (`file://…`, `memory://`) |
+//! | `max_image_size` | `DEVICEHUB_MAX_IMAGE_SIZE` | `2147483648` (2 GiB, SWUpdate reads sizes as int32) |
+//! | `db_pool_size` | `DEVICEHUB_DB_POOL_SIZE` | `8` |
+//! | `http_workers` | `DEVICEHUB_HTTP_WORKERS` | number of CPUs |
+//! | `log_format` | `DEVICEHUB_LOG_FORMAT` | `pretty` (`json` for containers) |
+//!
+//! The config file is `--config FILE` / `DEVICEHUB_CONFIG`, else `./devicehub.toml` when it
+//! exists. `RUST_LOG` sets the log filter (default `info`).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+use url::Url;
+
+/// A secret that never shows in logs or `Debug` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Clone)]
+pub struct Settings {
+    pub listen: String,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    /// Base of every link the server hands out; `None` until the listener is bound, when it
+    /// defaults to `http://<bound address>`.
+    pub public_url: Option<Url>,
+    pub admin_token: Option<Secret>,
+    pub object_store: String,
+    pub max_image_size: u64,
+    pub db_pool_size: u32,
+    pub http_workers: usize,
+    pub log_format: LogFormat,
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("public_url", &self.public_url.as_ref().map(Url::as_str))
+            .field("admin_token", &self.admin_token)
+            .field("object_store", &redact_url(&self.object_store))
+            .field("max_image_size", &self.max_image_size)
+            .field("db_pool_size", &self.db_pool_size)
+            .field("http_workers", &self.http_workers)
+            .field("log_format", &self.log_format)
+            .finish()
+    }
+}
+
+/// Hides the password of a URL (`postgres://u:secret@h/db` → `postgres://u:***@h/db`).
+pub fn redact_url(raw: &str) -> String {
+    match Url::parse(raw) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("***"));
+            url.to_string()
+        }
+        _ => raw.to_owned(),
+    }
+}
+
+/// What the file and the environment may set; everything optional.
+#[derive(Debug, Default, Deserialize)]
+struct RawSettings {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    public_url: Option<String>,
+    admin_token: Option<String>,
+    object_store: Option<String>,
+    max_image_size: Option<u64>,
+    db_pool_size: Option<u32>,
+    http_workers: Option<usize>,
+    log_format: Option<LogFormat>,
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_MAX_IMAGE_SIZE: u64 = 2 * 1024 * 1024 * 1024;
+
+impl Settings {
+    /// Loads the layers from the real environment and the given (or default) config file.
+    pub fn load(config_file: Option<&Path>) -> anyhow::Result<Settings> {
+        let env: HashMap<String, String> = std::env::vars().collect();
+        let (path, required) = match config_file {
+            Some(p) => (Some(p.to_path_buf()), true),
+            None => {
+                let default = PathBuf::from("devicehub.toml");
+                (default.exists().then_some(default), false)
+            }
+        };
+        let file = match &path {
+            Some(p) => match std::fs::read_to_string(p) {
+                Ok(text) => Some(text),
+                Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(e).with_context(|| format!("reading config file {}", p.display())),
+            },
+            None => None,
+        };
+        Settings::from_sources(file.as_deref(), &env)
+    }
+
+    /// Merges defaults < `file` (TOML text) < `env`. Pure, so precedence is unit-tested.
+    pub fn from_sources(file: Option<&str>, env: &HashMap<String, String>) -> anyhow::Result<Settings> {
+        let mut builder = config::Config::builder();
+        if let Some(text) = file {
+            builder = builder.add_source(config::File::from_str(text, config::FileFormat::Toml));
+        }
+        let prefixed: HashMap<String, String> =
+            env.iter().filter(|(k, _)| k.starts_with("DEVICEHUB_")).map(|(k, v)| (k.clone(), v.clone())).collect();
+        builder = builder
+            .add_source(config::Environment::with_prefix("DEVICEHUB").prefix_separator("_").source(Some(prefixed)))
+            .set_override_option("database_url", env.get("DATABASE_URL").filter(|v| !v.is_empty()).cloned())
+            .context("reading DATABASE_URL")?;
+        let raw: RawSettings = builder
+            .build()
+            .context("reading configuration")?
+            .try_deserialize()
+            .context("configuration has a value of the wrong type")?;
+        Settings::from_raw(raw)
+    }
+
+    fn from_raw(raw: RawSettings) -> anyhow::Result<Settings> {
+        let data_dir = raw.data_dir.unwrap_or_else(|| PathBuf::from("./data"));
+        let database_url = match raw.database_url.filter(|s| !s.is_empty()) {
+            Some(url) => url,
+            None => format!("sqlite://{}", data_dir.join("devicehub.sqlite3").display()),
+        };
+        let public_url = match raw.public_url.filter(|s| !s.is_empty()) {
+            Some(s) => Some(parse_public_url(&s)?),
+            None => None,
+        };
+        let object_store = raw
+            .object_store
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| data_dir.join("objects").display().to_string());
+        let http_workers = raw
+            .http_workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
+        let settings = Settings {
+            listen: raw.listen.filter(|s| !s.is_empty()).unwrap_or_else(|| DEFAULT_LISTEN.to_owned()),
+            data_dir,
+            database_url,
+            public_url,
+            admin_token: raw.admin_token.filter(|s| !s.is_empty()).map(Secret),
+            object_store,
+            max_image_size: raw.max_image_size.unwrap_or(DEFAULT_MAX_IMAGE_SIZE),
+            db_pool_size: raw.db_pool_size.unwrap_or(8),
+            http_workers,
+            log_format: raw.log_format.unwrap_or(LogFormat::Pretty),
+        };
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Defaults for a data directory, with nothing read from file or environment (tests).
+    pub fn for_data_dir(data_dir: &Path) -> Settings {
+        let raw = RawSettings { data_dir: Some(data_dir.to_path_buf()), ..RawSettings::default() };
+        #[expect(clippy::expect_used, reason = "the defaults are valid by construction")]
+        Settings::from_raw(raw).expect("default settings are valid")
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.db_pool_size == 0 {
+            bail!("db_pool_size must be at least 1");
+        }
+        if self.http_workers == 0 {
+            bail!("http_workers must be at least 1");
+        }
+        if self.max_image_size == 0 {
+            bail!("max_image_size must be at least 1 byte");
+        }
+        if let Some(token) = &self.admin_token
+            && token.expose().len() < 16
+        {
+            bail!("DEVICEHUB_ADMIN_TOKEN must be at least 16 characters");
+        }
+        Ok(())
+    }
+}
+
+/// The public base URL, always ending in `/` so that `join` keeps its path.
+pub fn parse_public_url(raw: &str) -> anyhow::Result<Url> {
+    let mut url = Url::parse(raw).with_context(|| format!("public_url {raw:?} is not a URL"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        bail!("public_url must be http:// or https:// (got {raw:?})");
+    }
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_setup() -> anyhow::Result<()> {
+        let s = Settings::from_sources(None, &env(&[]))?;
+        assert_eq!(s.listen, "127.0.0.1:8080");
+        assert_eq!(s.data_dir, PathBuf::from("./data"));
+        assert_eq!(s.database_url, "sqlite://./data/devicehub.sqlite3");
+        assert_eq!(s.object_store, "./data/objects");
+        assert!(s.public_url.is_none() && s.admin_token.is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn file_overrides_defaults_and_env_overrides_file() -> anyhow::Result<()> {
+        let file = "listen = \"0.0.0.0:9000\"\ndata_dir = \"/srv/dh\"\nmax_image_size = 1000\n";
+        let s = Settings::from_sources(Some(file), &env(&[]))?;
+        assert_eq!(s.listen, "0.0.0.0:9000");
+        assert_eq!(s.database_url, "sqlite:///srv/dh/devicehub.sqlite3");
+        assert_eq!(s.max_image_size, 1000);
+
+        let e = env(&[
+            ("DEVICEHUB_LISTEN", "127.0.0.1:7000"),
+            ("DEVICEHUB_MAX_IMAGE_SIZE", "5"),
+            ("DATABASE_URL", "postgres://u:pw@localhost/db"),
+            ("DEVICEHUB_PUBLIC_URL", "https://fw.example.com/hub"),
+        ]);
+        let s = Settings::from_sources(Some(file), &e)?;
+        assert_eq!(s.listen, "127.0.0.1:7000");
+        assert_eq!(s.max_image_size, 5);
+        assert_eq!(s.data_dir, PathBuf::from("/srv/dh"));
+        assert_eq!(s.database_url, "postgres://u:pw@localhost/db");
+        assert_eq!(s.public_url.as_ref().map(Url::as_str), Some("https://fw.example.com/hub/"));
+        assert!(!format!("{s:?}").contains("pw@"), "Debug must redact the password");
+        Ok(())
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        assert!(Settings::from_sources(Some("max_image_size = \"big\""), &env(&[])).is_err());
+        assert!(Settings::from_sources(None, &env(&[("DEVICEHUB_PUBLIC_URL", "ftp://x")])).is_err());
+        assert!(Settings::from_sources(None, &env(&[("DEVICEHUB_ADMIN_TOKEN", "short")])).is_err());
+    }
+}
