@@ -156,12 +156,14 @@ impl From<diesel::result::Error> for Error {
         use diesel::result::{DatabaseErrorKind as K, Error as D};
         match err {
             D::NotFound => Error::NotFound("not found".into()),
-            D::DatabaseError(K::UniqueViolation, info) => {
-                Error::conflict("already_exists", format!("an object with these values already exists ({})", info.message()))
-            }
-            D::DatabaseError(K::ForeignKeyViolation, _) => {
-                Error::conflict("in_use", "the object is referenced by other objects, or references one that does not exist")
-            }
+            D::DatabaseError(K::UniqueViolation, info) => Error::conflict(
+                "already_exists",
+                format!("an object with these values already exists ({})", info.message()),
+            ),
+            D::DatabaseError(K::ForeignKeyViolation, _) => Error::conflict(
+                "in_use",
+                "the object is referenced by other objects, or references one that does not exist",
+            ),
             D::DatabaseError(K::ClosedConnection, info) => {
                 Error::Unavailable(format!("database connection lost: {}", info.message()))
             }

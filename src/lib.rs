@@ -3,8 +3,15 @@
 //! The shape: `domain` (pure rules) ← `service` (use-cases, the only caller of `db`) ←
 //! doors (`http`, later `amqp`). `db` and `storage` hold what is durable.
 
+pub mod cli;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod http;
+pub mod service;
 pub mod settings;
+pub mod startup;
+pub mod state;
+pub mod storage;
+pub mod telemetry;
 pub mod time;

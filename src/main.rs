@@ -1,1 +1,92 @@
-fn main() {}
+//! The `devicehub` binary: parse the command line, then hand over to the library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use devicehub::cli::{AdminCommand, Cli, Command};
+use devicehub::settings::Settings;
+use devicehub::{service, startup, telemetry};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("devicehub: configuration error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(settings.log_format);
+    match run(cli.command.unwrap_or(Command::Serve), settings).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("devicehub: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => {
+            let app = startup::Application::build(settings).await?;
+            println!("devicehub listening on {}", app.state().public_url);
+            app.run_until_stopped().await?;
+            tracing::info!("stopped");
+            Ok(())
+        }
+        Command::Migrate => {
+            let (db, _) = startup::open(&settings).await?;
+            println!("database is up to date ({})", db.backend().name());
+            Ok(())
+        }
+        Command::Admin(cmd) => {
+            let (db, _) = startup::open(&settings).await?;
+            admin(db, cmd).await
+        }
+        Command::Healthcheck => healthcheck(&settings.listen).await,
+    }
+}
+
+async fn admin(db: devicehub::db::Db, cmd: AdminCommand) -> anyhow::Result<()> {
+    match cmd {
+        AdminCommand::CreateUser { username, role, product } => {
+            let user = db
+                .run(move |conn| {
+                    service::people::ensure_user_with_grant(conn, &username, role.map(|r| (r, product.as_deref())))
+                })
+                .await?;
+            println!("user '{}' ({})", user.username, user.id);
+        }
+        AdminCommand::CreateToken { username, name } => {
+            let token = db
+                .run(move |conn| {
+                    let user = devicehub::db::user::find_by_username(conn, &username)?
+                        .ok_or_else(|| devicehub::error::Error::not_found(format!("user {username:?}")))?;
+                    let secret = service::auth::generate_token();
+                    service::auth::insert_token(conn, &user.id, &name, &secret, None)?;
+                    Ok(secret)
+                })
+                .await?;
+            println!("{token}");
+        }
+    }
+    Ok(())
+}
+
+/// A minimal HTTP/1.0 GET of /healthz, so the container image needs no curl.
+async fn healthcheck(listen: &str) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = listen.replace("0.0.0.0", "127.0.0.1").replace("[::]", "[::1]");
+    let mut stream =
+        tokio::time::timeout(std::time::Duration::from_secs(5), tokio::net::TcpStream::connect(&addr)).await??;
+    stream.write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n").await?;
+    let mut response = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(5), stream.read_to_end(&mut response)).await??;
+    let status_line = String::from_utf8_lossy(&response).lines().next().unwrap_or_default().to_owned();
+    anyhow::ensure!(status_line.contains(" 200 "), "unhealthy: {status_line}");
+    println!("healthy");
+    Ok(())
+}

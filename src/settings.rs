@@ -168,9 +168,8 @@ impl Settings {
             .object_store
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| data_dir.join("objects").display().to_string());
-        let http_workers = raw
-            .http_workers
-            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
+        let http_workers =
+            raw.http_workers.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
         let settings = Settings {
             listen: raw.listen.filter(|s| !s.is_empty()).unwrap_or_else(|| DEFAULT_LISTEN.to_owned()),
             data_dir,

@@ -124,8 +124,9 @@ pub fn in_channel(
     channel_id: &str,
     states: &[&str],
 ) -> QueryResult<Vec<Firmware>> {
-    let members =
-        firmware_channels::table.filter(firmware_channels::channel_id.eq(channel_id)).select(firmware_channels::firmware_id);
+    let members = firmware_channels::table
+        .filter(firmware_channels::channel_id.eq(channel_id))
+        .select(firmware_channels::firmware_id);
     firmware::table
         .filter(firmware::model_id.eq(model_id))
         .filter(firmware::state.eq_any(states.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>()))

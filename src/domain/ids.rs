@@ -76,9 +76,7 @@ pub fn validate_device_id(device_id: &str) -> Result<()> {
 pub fn validate_username(username: &str) -> Result<()> {
     let ok_chars = username.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '@' | '.' | '+' | '_' | '-'));
     if username.is_empty() || username.len() > 150 || !ok_chars {
-        return Err(Error::invalid(
-            "username: 1 to 150 characters of A-Z, a-z, 0-9, '@', '.', '+', '_' and '-'",
-        ));
+        return Err(Error::invalid("username: 1 to 150 characters of A-Z, a-z, 0-9, '@', '.', '+', '_' and '-'"));
     }
     Ok(())
 }

@@ -32,7 +32,9 @@ pub const STEP_TYPES: &str = "image, gzip, manifest";
 /// Reads and checks a procedure's `steps` from client JSON.
 pub fn parse_steps(value: &serde_json::Value) -> Result<Vec<Step>> {
     let steps: Vec<Step> = serde_json::from_value(value.clone()).map_err(|e| {
-        Error::invalid(format!("steps: expected a list of {{\"type\": ...}} objects with type one of {STEP_TYPES} ({e})"))
+        Error::invalid(format!(
+            "steps: expected a list of {{\"type\": ...}} objects with type one of {STEP_TYPES} ({e})"
+        ))
     })?;
     if steps.len() > 16 {
         return Err(Error::invalid("steps: at most 16 steps"));

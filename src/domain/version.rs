@@ -31,7 +31,9 @@ impl FirmwareVersion {
         let split_at = bare.find(['-', '+']).unwrap_or(bare.len());
         let (core, rest) = bare.split_at(split_at);
         let parts: Vec<&str> = core.split('.').collect();
-        if (1..=2).contains(&parts.len()) && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
+        if (1..=2).contains(&parts.len())
+            && parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        {
             let padded = format!("{}{}{rest}", core, ".0".repeat(3 - parts.len()));
             if let Ok(v) = Version::parse(&padded) {
                 return Ok(FirmwareVersion(v));

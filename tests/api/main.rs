@@ -1,1 +1,14 @@
+//! The single integration-test binary: everything links once.
+//! PostgreSQL halves run when `DATABASE_URL` points at PostgreSQL (see build.rs).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod helpers;
+
+mod authz;
+mod catalog;
+mod devices;
+mod firmware;
+mod health;
+mod people;
+mod process;

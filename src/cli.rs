@@ -1,0 +1,114 @@
+//! The command line. Settings come from the config file and the environment (see
+//! `settings`); the command line only picks what to do.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::domain::rights::Role;
+
+pub const CONFIG_HELP: &str = "\
+Configuration (built-in defaults < config file < environment):
+  DEVICEHUB_LISTEN          address to listen on            [default: 127.0.0.1:8080]
+  DEVICEHUB_DATA_DIR        data directory                  [default: ./data]
+  DATABASE_URL              sqlite://<file> or postgres://… [default: sqlite://<data dir>/devicehub.sqlite3]
+  DEVICEHUB_PUBLIC_URL      base URL of links handed out    [default: http://<listen address>/]
+  DEVICEHUB_ADMIN_TOKEN     token of the first admin        [default: random, printed once]
+  DEVICEHUB_OBJECT_STORE    object store directory or URL   [default: <data dir>/objects]
+  DEVICEHUB_MAX_IMAGE_SIZE  largest firmware image, bytes   [default: 2147483648]
+  DEVICEHUB_DB_POOL_SIZE    database connections            [default: 8]
+  DEVICEHUB_HTTP_WORKERS    HTTP worker threads             [default: number of CPUs]
+  DEVICEHUB_LOG_FORMAT      pretty or json                  [default: pretty]
+  RUST_LOG                  log filter                      [default: info]
+The config file (TOML) uses the same names in lower case without the prefix,
+e.g. listen = \"0.0.0.0:8080\".";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "devicehub",
+    version,
+    about = "Firmware delivery server: firmware-update sessions, hawkBit DDI, object storage",
+    long_about = "devicehub serves firmware to devices. Devices ask for an update (REST or hawkBit DDI), \
+                  the hub picks the image, prepares it, and serves it with range requests. \
+                  Without a command it serves.",
+    after_long_help = CONFIG_HELP
+)]
+pub struct Cli {
+    /// Config file (TOML) [default: ./devicehub.toml when it exists]
+    #[arg(long, short, env = "DEVICEHUB_CONFIG", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default): HTTP API, workers and timers.
+    Serve,
+    /// Apply database migrations, then exit.
+    Migrate,
+    /// Manage people from the command line (works without a running server).
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Exit 0 if the server on the configured address answers /healthz (for container health checks).
+    Healthcheck,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create a user (if missing) and optionally grant a role.
+    CreateUser {
+        username: String,
+        /// Role to grant: admin, maintainer, viewer or device.
+        #[arg(long, value_parser = parse_role)]
+        role: Option<Role>,
+        /// Product (id or handle) the role applies to; everywhere if absent.
+        #[arg(long, requires = "role")]
+        product: Option<String>,
+    },
+    /// Create an API token for a user and print it (shown only this once).
+    CreateToken {
+        username: String,
+        /// A name to tell the token apart.
+        #[arg(long, default_value = "cli")]
+        name: String,
+    },
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    s.parse::<Role>().map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn verify_cli() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn serve_is_the_default_and_roles_parse() -> Result<(), clap::Error> {
+        assert!(Cli::try_parse_from(["devicehub"])?.command.is_none());
+        let cli = Cli::try_parse_from([
+            "devicehub",
+            "admin",
+            "create-user",
+            "ci",
+            "--role",
+            "maintainer",
+            "--product",
+            "P1",
+        ])?;
+        assert!(matches!(
+            cli.command,
+            Some(Command::Admin(AdminCommand::CreateUser { role: Some(Role::Maintainer), .. }))
+        ));
+        assert!(Cli::try_parse_from(["devicehub", "admin", "create-user", "x", "--role", "root"]).is_err());
+        Ok(())
+    }
+}

@@ -1,0 +1,39 @@
+//! `/devices`: device twins.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use crate::error::Result;
+use crate::http::pagination;
+use crate::service::Actor;
+use crate::service::devices::{self as svc, DeviceQuery, DeviceUpdate, NewDevice};
+use crate::state::AppState;
+
+type State = web::Data<AppState>;
+type Id = web::Path<String>;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/devices").get(list).post(create))
+        .service(web::resource("/devices/{id}").get(get).patch(update).put(update).delete(delete));
+}
+
+/// List devices; filter by `product`, `model`, `channel`, `device_id`.
+async fn list(s: State, a: Actor, r: HttpRequest, q: web::Query<DeviceQuery>) -> Result<HttpResponse> {
+    Ok(pagination::respond(&s, &r, svc::list(&s, &a, q.into_inner()).await?))
+}
+
+async fn create(s: State, a: Actor, body: web::Json<NewDevice>) -> Result<HttpResponse> {
+    Ok(HttpResponse::Created().json(svc::create(&s, &a, body.into_inner()).await?))
+}
+
+async fn get(s: State, a: Actor, id: Id) -> Result<HttpResponse> {
+    Ok(HttpResponse::Ok().json(svc::get(&s, &a, id.into_inner()).await?))
+}
+
+async fn update(s: State, a: Actor, id: Id, body: web::Json<DeviceUpdate>) -> Result<HttpResponse> {
+    Ok(HttpResponse::Ok().json(svc::update(&s, &a, id.into_inner(), body.into_inner()).await?))
+}
+
+async fn delete(s: State, a: Actor, id: Id) -> Result<HttpResponse> {
+    svc::delete(&s, &a, id.into_inner()).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,63 @@
+//! `/firmware`: versions, channels, the image upload and the release.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use crate::error::Result;
+use crate::http::pagination;
+use crate::service::Actor;
+use crate::service::firmware::{self as svc, FirmwareQuery, FirmwareUpdate, NewFirmware, UploadOptions};
+use crate::state::AppState;
+
+type State = web::Data<AppState>;
+type Id = web::Path<String>;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/firmware").get(list).post(create))
+        .service(web::resource("/firmware/{id}").get(get).patch(update).put(update).delete(delete))
+        .service(web::resource("/firmware/{id}/image").put(upload_image))
+        .service(web::resource("/firmware/{id}/release").post(release));
+}
+
+/// List firmware; filter by `model`, `channel`, `state`, `version`.
+async fn list(s: State, a: Actor, r: HttpRequest, q: web::Query<FirmwareQuery>) -> Result<HttpResponse> {
+    Ok(pagination::respond(&s, &r, svc::list(&s, &a, q.into_inner()).await?))
+}
+
+/// Create a draft firmware for a model.
+async fn create(s: State, a: Actor, body: web::Json<NewFirmware>) -> Result<HttpResponse> {
+    Ok(HttpResponse::Created().json(svc::create(&s, &a, body.into_inner()).await?))
+}
+
+async fn get(s: State, a: Actor, id: Id) -> Result<HttpResponse> {
+    Ok(HttpResponse::Ok().json(svc::get(&s, &a, id.into_inner()).await?))
+}
+
+async fn update(s: State, a: Actor, id: Id, body: web::Json<FirmwareUpdate>) -> Result<HttpResponse> {
+    Ok(HttpResponse::Ok().json(svc::update(&s, &a, id.into_inner(), body.into_inner()).await?))
+}
+
+async fn delete(s: State, a: Actor, id: Id) -> Result<HttpResponse> {
+    svc::delete(&s, &a, id.into_inner()).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Upload the image as the raw request body (`?sha256=` to have it verified,
+/// `?filename=` for the name devices see). Streamed; never held in memory whole.
+async fn upload_image(
+    s: State,
+    a: Actor,
+    id: Id,
+    req: HttpRequest,
+    q: web::Query<UploadOptions>,
+    body: web::Payload,
+) -> Result<HttpResponse> {
+    let length =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    Ok(HttpResponse::Ok().json(svc::upload_image(&s, &a, id.into_inner(), q.into_inner(), length, body).await?))
+}
+
+/// draft → released. Idempotent.
+async fn release(s: State, a: Actor, id: Id) -> Result<HttpResponse> {
+    Ok(HttpResponse::Ok().json(svc::release(&s, &a, id.into_inner()).await?))
+}

@@ -1,0 +1,91 @@
+//! `/users`, `/users/{id}/tokens`, `/grants`. `{id}` of a user is its id, its username,
+//! or `me`.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use crate::error::Result;
+use crate::http::pagination;
+use crate::service::people::{self as svc, GrantQuery, NewGrant, NewToken, NewUser, UserUpdate};
+use crate::service::{Actor, ListParams};
+use crate::state::AppState;
+
+type State = web::Data<AppState>;
+type Id = web::Path<String>;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/users").get(list_users).post(create_user))
+        .service(web::resource("/users/{id}").get(get_user).patch(update_user).put(update_user).delete(delete_user))
+        .service(web::resource("/users/{id}/tokens").get(list_tokens).post(create_token))
+        .service(web::resource("/users/{id}/tokens/{token}").get(get_token).delete(revoke_token))
+        .service(web::resource("/grants").get(list_grants).post(create_grant))
+        .service(web::resource("/grants/{id}").get(get_grant).delete(delete_grant));
+}
+
+/// `me` names the caller.
+fn user_ref(actor: &Actor, raw: String) -> String {
+    if raw == "me" { actor.user_id.clone() } else { raw }
+}
+
+async fn list_users(s: State, a: Actor, r: HttpRequest, q: web::Query<ListParams>) -> Result<HttpResponse> {
+    Ok(pagination::respond(&s, &r, svc::list_users(&s, &a, q.into_inner()).await?))
+}
+
+async fn create_user(s: State, a: Actor, body: web::Json<NewUser>) -> Result<HttpResponse> {
+    Ok(HttpResponse::Created().json(svc::create_user(&s, &a, body.into_inner()).await?))
+}
+
+async fn get_user(s: State, a: Actor, id: Id) -> Result<HttpResponse> {
+    let id = user_ref(&a, id.into_inner());
+    Ok(HttpResponse::Ok().json(svc::get_user(&s, &a, id).await?))
+}
+
+async fn update_user(s: State, a: Actor, id: Id, body: web::Json<UserUpdate>) -> Result<HttpResponse> {
+    let id = user_ref(&a, id.into_inner());
+    Ok(HttpResponse::Ok().json(svc::update_user(&s, &a, id, body.into_inner()).await?))
+}
+
+async fn delete_user(s: State, a: Actor, id: Id) -> Result<HttpResponse> {
+    let id = user_ref(&a, id.into_inner());
+    svc::delete_user(&s, &a, id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn list_tokens(s: State, a: Actor, r: HttpRequest, id: Id, q: web::Query<ListParams>) -> Result<HttpResponse> {
+    let id = user_ref(&a, id.into_inner());
+    Ok(pagination::respond(&s, &r, svc::list_tokens(&s, &a, id, q.into_inner()).await?))
+}
+
+/// Create a token; the answer is the only time its secret is shown.
+async fn create_token(s: State, a: Actor, id: Id, body: web::Json<NewToken>) -> Result<HttpResponse> {
+    let id = user_ref(&a, id.into_inner());
+    Ok(HttpResponse::Created().json(svc::create_token(&s, &a, id, body.into_inner()).await?))
+}
+
+async fn get_token(s: State, a: Actor, path: web::Path<(String, String)>) -> Result<HttpResponse> {
+    let (user, token) = path.into_inner();
+    Ok(HttpResponse::Ok().json(svc::get_token(&s, &a, user_ref(&a, user), token).await?))
+}
+
+/// Revoke a token: it stops working at once.
+async fn revoke_token(s: State, a: Actor, path: web::Path<(String, String)>) -> Result<HttpResponse> {
+    let (user, token) = path.into_inner();
+    svc::revoke_token(&s, &a, user_ref(&a, user), token).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn list_grants(s: State, a: Actor, r: HttpRequest, q: web::Query<GrantQuery>) -> Result<HttpResponse> {
+    Ok(pagination::respond(&s, &r, svc::list_grants(&s, &a, q.into_inner()).await?))
+}
+
+async fn create_grant(s: State, a: Actor, body: web::Json<NewGrant>) -> Result<HttpResponse> {
+    Ok(HttpResponse::Created().json(svc::create_grant(&s, &a, body.into_inner()).await?))
+}
+
+async fn get_grant(s: State, a: Actor, id: Id) -> Result<HttpResponse> {
+    Ok(HttpResponse::Ok().json(svc::get_grant(&s, &a, id.into_inner()).await?))
+}
+
+async fn delete_grant(s: State, a: Actor, id: Id) -> Result<HttpResponse> {
+    svc::delete_grant(&s, &a, id.into_inner()).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

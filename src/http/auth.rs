@@ -1,0 +1,35 @@
+//! `Authorization: Token <token>` (Django REST framework's scheme, as in seed 003; `Bearer`
+//! is accepted too) turned into a [`service::Actor`] by an extractor.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+
+use crate::error::Error;
+use crate::service::{Actor, auth};
+use crate::state::AppState;
+
+/// The token in an `Authorization` header with the given schemes, if any.
+pub fn bearer<'a>(req: &'a HttpRequest, schemes: &[&str]) -> Option<&'a str> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    schemes.iter().any(|s| s.eq_ignore_ascii_case(scheme)).then(|| token.trim()).filter(|t| !t.is_empty())
+}
+
+impl FromRequest for Actor {
+    type Error = Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Actor, Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let token = bearer(req, &["Token", "Bearer"]).map(str::to_owned);
+        Box::pin(async move {
+            let state = state.ok_or_else(|| Error::internal("application state missing"))?;
+            let token =
+                token.ok_or_else(|| Error::Unauthorized("send an API token: 'Authorization: Token <token>'".into()))?;
+            auth::authenticate(&state, &token).await
+        })
+    }
+}

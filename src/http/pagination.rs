@@ -1,0 +1,34 @@
+//! Lists answer like Django REST framework's limit/offset pagination:
+//! `{"count", "next", "previous", "results"}`, with absolute `next`/`previous` links.
+
+use actix_web::{HttpRequest, HttpResponse};
+use serde::Serialize;
+
+use crate::service::Listing;
+use crate::state::AppState;
+
+#[derive(Serialize)]
+struct Paginated<T> {
+    count: i64,
+    next: Option<String>,
+    previous: Option<String>,
+    results: Vec<T>,
+}
+
+pub fn respond<T: Serialize>(state: &AppState, req: &HttpRequest, listing: Listing<T>) -> HttpResponse {
+    let Listing { total, page, items } = listing;
+    let link = |offset: i64| {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in url::form_urlencoded::parse(req.query_string().as_bytes()) {
+            if k != "limit" && k != "offset" {
+                query.append_pair(&k, &v);
+            }
+        }
+        query.append_pair("limit", &page.limit.to_string());
+        query.append_pair("offset", &offset.to_string());
+        format!("{}?{}", state.link(req.path()), query.finish())
+    };
+    let next = (page.offset + page.limit < total).then(|| link(page.offset + page.limit));
+    let previous = (page.offset > 0).then(|| link((page.offset - page.limit).max(0)));
+    HttpResponse::Ok().json(Paginated { count: total, next, previous, results: items })
+}

@@ -1,0 +1,138 @@
+//! Tokens and authentication. A token is `dh_` plus 43 random base62 characters (256
+//! bits); only its SHA-256 is stored, so a database leak reveals no usable token. High
+//! entropy makes a slow password hash unnecessary (crates.io does the same).
+
+use rand::RngExt;
+use sha2::{Digest, Sha256};
+
+use super::Actor;
+use crate::db::{self, AnyConnection};
+use crate::domain::rights::{Grant, Role};
+use crate::error::{Error, Result};
+use crate::state::AppState;
+
+pub const TOKEN_PREFIX: &str = "dh_";
+const TOKEN_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+const TOKEN_RANDOM_CHARS: usize = 43;
+
+pub fn generate_token() -> String {
+    let mut rng = rand::rng();
+    let mut token = String::with_capacity(TOKEN_PREFIX.len() + TOKEN_RANDOM_CHARS);
+    token.push_str(TOKEN_PREFIX);
+    for _ in 0..TOKEN_RANDOM_CHARS {
+        token.push(char::from(TOKEN_ALPHABET[rng.random_range(0..TOKEN_ALPHABET.len())]));
+    }
+    token
+}
+
+pub fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// The first characters of a token, shown in lists so people can tell tokens apart.
+pub fn token_hint(token: &str) -> String {
+    token.chars().take(TOKEN_PREFIX.len() + 4).collect()
+}
+
+/// Turns a presented token into an actor: 401 if unknown, revoked, expired or the user
+/// is deactivated.
+pub async fn authenticate(state: &AppState, token: &str) -> Result<Actor> {
+    let hash = hash_token(token);
+    state
+        .db
+        .run(move |conn| {
+            let now = crate::time::now();
+            let (token, user) = db::token::find_active_by_hash(conn, &hash, now)?
+                .ok_or_else(|| Error::Unauthorized("the token is not valid (unknown, revoked or expired)".into()))?;
+            db::token::touch(conn, &token.id, now)?;
+            let grants = load_grants(conn, &user.id)?;
+            Ok(Actor { user_id: user.id, username: user.username, grants })
+        })
+        .await
+}
+
+pub fn load_grants(conn: &mut AnyConnection, user_id: &str) -> Result<Vec<Grant>> {
+    db::grant::for_user(conn, user_id)?
+        .into_iter()
+        .map(|g| {
+            Ok(Grant { role: g.role.parse::<Role>()?, product: g.product_id.as_deref().map(db::parse_id).transpose()? })
+        })
+        .collect()
+}
+
+/// Stores a new token for a user and returns its id.
+pub fn insert_token(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    name: &str,
+    token: &str,
+    expires_at: Option<chrono::NaiveDateTime>,
+) -> Result<db::token::ApiToken> {
+    let row = db::token::ApiToken {
+        id: uuid::Uuid::new_v4().to_string(),
+        user_id: user_id.to_owned(),
+        name: name.to_owned(),
+        token_hash: hash_token(token),
+        hint: token_hint(token),
+        created_at: crate::time::now(),
+        expires_at,
+        last_used_at: None,
+        revoked_at: None,
+    };
+    db::token::insert(conn, &row).map_err(Error::from).map_err(|e| match e {
+        Error::Conflict { .. } => Error::conflict("already_exists", "this token is already in use"),
+        other => other,
+    })?;
+    Ok(row)
+}
+
+/// The result of the first start.
+pub enum Bootstrap {
+    /// Users already exist; nothing was done.
+    AlreadyDone,
+    /// The admin was created with the configured `DEVICEHUB_ADMIN_TOKEN`.
+    CreatedWithConfiguredToken,
+    /// The admin was created with a random token that must be shown once.
+    CreatedWithNewToken(String),
+}
+
+pub const BOOTSTRAP_ADMIN: &str = "admin";
+
+/// On an empty database: creates the user `admin` with a global admin grant and a token.
+pub fn bootstrap_admin(conn: &mut AnyConnection, configured: Option<&str>) -> Result<Bootstrap> {
+    db::write_transaction(conn, |conn| {
+        if db::user::count(conn)? > 0 {
+            return Ok(Bootstrap::AlreadyDone);
+        }
+        let user = super::people::insert_user(conn, BOOTSTRAP_ADMIN)?;
+        super::people::insert_grant(conn, &user.id, None, Role::Admin)?;
+        match configured {
+            Some(token) => {
+                insert_token(conn, &user.id, "bootstrap", token, None)?;
+                Ok(Bootstrap::CreatedWithConfiguredToken)
+            }
+            None => {
+                let token = generate_token();
+                insert_token(conn, &user.id, "bootstrap", &token, None)?;
+                Ok(Bootstrap::CreatedWithNewToken(token))
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_long_random_and_prefixed() {
+        let a = generate_token();
+        let b = generate_token();
+        assert_ne!(a, b);
+        assert!(a.starts_with(TOKEN_PREFIX));
+        assert_eq!(a.len(), TOKEN_PREFIX.len() + TOKEN_RANDOM_CHARS);
+        assert!(a[TOKEN_PREFIX.len()..].bytes().all(|c| c.is_ascii_alphanumeric()));
+        assert_eq!(hash_token(&a).len(), 64);
+        assert_ne!(hash_token(&a), hash_token(&b));
+    }
+}

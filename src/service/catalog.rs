@@ -1,0 +1,652 @@
+//! Products, models, channels, delivery methods and delivery procedures.
+
+use chrono::NaiveDateTime;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{Actor, ListParams, Listing, duplicate, find_path, resolve};
+use crate::db::{self, AnyConnection, Page, write_transaction};
+use crate::domain::ids::{ObjectRef, validate_name, validate_tid};
+use crate::domain::procedure::{Timeouts, parse_steps};
+use crate::domain::rights::{Action, Scope};
+use crate::error::{Error, Result};
+use crate::state::AppState;
+use crate::time;
+
+/// How products, models, channels and delivery methods look in the API.
+#[derive(Debug, Serialize)]
+pub struct HandleView {
+    pub id: String,
+    pub tid: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
+    #[serde(serialize_with = "time::rfc3339")]
+    pub created_at: NaiveDateTime,
+    #[serde(serialize_with = "time::rfc3339")]
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewHandle {
+    pub tid: String,
+    pub name: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewScoped {
+    pub tid: String,
+    pub name: String,
+    pub product: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HandleUpdate {
+    pub tid: Option<String>,
+    pub name: Option<String>,
+}
+
+impl HandleUpdate {
+    fn validate(&self) -> Result<()> {
+        if let Some(tid) = &self.tid {
+            validate_tid("tid", tid)?;
+        }
+        if let Some(name) = &self.name {
+            validate_name("name", name)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ScopedQuery {
+    pub product: Option<String>,
+    #[serde(flatten)]
+    pub list: ListParams,
+}
+
+fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+// ---- products ----------------------------------------------------------------------
+
+fn product_view(p: db::product::Product) -> HandleView {
+    HandleView { id: p.id, tid: p.tid, name: p.name, product: None, created_at: p.created_at, updated_at: p.updated_at }
+}
+
+pub async fn create_product(state: &AppState, actor: &Actor, input: NewHandle) -> Result<HandleView> {
+    actor.require(Action::Manage, Scope::Global)?;
+    validate_tid("tid", &input.tid)?;
+    validate_name("name", &input.name)?;
+    state
+        .db
+        .run(move |conn| {
+            let now = time::now();
+            let row = db::product::Product {
+                id: new_id(),
+                tid: input.tid,
+                name: input.name,
+                created_at: now,
+                updated_at: now,
+            };
+            db::product::insert(conn, &row).map_err(Error::from).map_err(duplicate("product", "tid", &row.tid))?;
+            Ok(product_view(row))
+        })
+        .await
+}
+
+pub async fn list_products(state: &AppState, actor: &Actor, params: ListParams) -> Result<Listing<HandleView>> {
+    let page = params.page()?;
+    let only = actor.products_allowing(Action::Read);
+    state
+        .db
+        .run(move |conn| {
+            let (rows, total) = db::product::list(conn, only.as_deref(), page)?;
+            Ok(Listing::new(rows.into_iter().map(product_view).collect(), total, page))
+        })
+        .await
+}
+
+pub async fn get_product(state: &AppState, actor: &Actor, id: String) -> Result<HandleView> {
+    let actor = actor.clone();
+    state
+        .db
+        .run(move |conn| {
+            let p = find_path(conn, "product", &id, db::product::find_by_ref)?;
+            actor.require_in(Action::Read, &p.id)?;
+            Ok(product_view(p))
+        })
+        .await
+}
+
+pub async fn update_product(state: &AppState, actor: &Actor, id: String, input: HandleUpdate) -> Result<HandleView> {
+    input.validate()?;
+    let actor = actor.clone();
+    state
+        .db
+        .run(move |conn| {
+            let p = find_path(conn, "product", &id, db::product::find_by_ref)?;
+            actor.require_in(Action::Manage, &p.id)?;
+            let changes =
+                db::product::ProductChanges { tid: input.tid.clone(), name: input.name, updated_at: Some(time::now()) };
+            db::product::update(conn, &p.id, &changes).map_err(Error::from).map_err(duplicate(
+                "product",
+                "tid",
+                input.tid.as_deref().unwrap_or_default(),
+            ))?;
+            Ok(product_view(db::product::find(conn, &p.id)?.ok_or_else(|| Error::not_found("product"))?))
+        })
+        .await
+}
+
+pub async fn delete_product(state: &AppState, actor: &Actor, id: String) -> Result<()> {
+    actor.require(Action::Manage, Scope::Global)?;
+    state
+        .db
+        .run(move |conn| {
+            let p = find_path(conn, "product", &id, db::product::find_by_ref)?;
+            db::product::delete(conn, &p.id).map_err(in_use("product", "its models, channels and devices"))?;
+            Ok(())
+        })
+        .await
+}
+
+/// A foreign-key refusal on delete, explained.
+fn in_use(kind: &'static str, what: &'static str) -> impl FnOnce(diesel::result::Error) -> Error {
+    move |e| match Error::from(e) {
+        Error::Conflict { code: "in_use", .. } => {
+            Error::conflict("in_use", format!("the {kind} is still in use; delete or move {what} first"))
+        }
+        other => other,
+    }
+}
+
+// ---- models and channels: handles inside a product -----------------------------------
+
+/// Models and channels have the same shape and rules; this trait lets one set of service
+/// functions serve both, over their own tables.
+pub trait ProductScoped: Sized + Send + 'static {
+    const KIND: &'static str;
+    /// What must go before the object can be deleted (for the 409 message).
+    const DEPENDENTS: &'static str;
+    fn new_row(tid: String, name: String, product_id: String) -> Self;
+    fn product_id(&self) -> &str;
+    fn id(&self) -> &str;
+    fn find(conn: &mut AnyConnection, id: &str) -> diesel::QueryResult<Option<Self>>;
+    fn find_by_ref(conn: &mut AnyConnection, r: &ObjectRef) -> diesel::QueryResult<Option<Self>>;
+    fn insert(&self, conn: &mut AnyConnection) -> diesel::QueryResult<()>;
+    fn update(conn: &mut AnyConnection, id: &str, input: &HandleUpdate, now: NaiveDateTime) -> diesel::QueryResult<()>;
+    fn delete(conn: &mut AnyConnection, id: &str) -> diesel::QueryResult<usize>;
+    fn list(
+        conn: &mut AnyConnection,
+        product: Option<&str>,
+        only: Option<&[String]>,
+        page: Page,
+    ) -> diesel::QueryResult<(Vec<Self>, i64)>;
+    fn view(self) -> HandleView;
+}
+
+macro_rules! product_scoped {
+    ($row:ty, $module:ident, $changes:ident, $kind:literal, $dependents:literal) => {
+        impl ProductScoped for $row {
+            const KIND: &'static str = $kind;
+            const DEPENDENTS: &'static str = $dependents;
+            fn new_row(tid: String, name: String, product_id: String) -> Self {
+                let now = time::now();
+                Self { id: new_id(), tid, name, product_id, created_at: now, updated_at: now }
+            }
+            fn product_id(&self) -> &str {
+                &self.product_id
+            }
+            fn id(&self) -> &str {
+                &self.id
+            }
+            fn find(conn: &mut AnyConnection, id: &str) -> diesel::QueryResult<Option<Self>> {
+                db::$module::find(conn, id)
+            }
+            fn find_by_ref(conn: &mut AnyConnection, r: &ObjectRef) -> diesel::QueryResult<Option<Self>> {
+                db::$module::find_by_ref(conn, r)
+            }
+            fn insert(&self, conn: &mut AnyConnection) -> diesel::QueryResult<()> {
+                db::$module::insert(conn, self)
+            }
+            fn update(
+                conn: &mut AnyConnection,
+                id: &str,
+                input: &HandleUpdate,
+                now: NaiveDateTime,
+            ) -> diesel::QueryResult<()> {
+                let changes =
+                    db::$module::$changes { tid: input.tid.clone(), name: input.name.clone(), updated_at: Some(now) };
+                db::$module::update(conn, id, &changes)
+            }
+            fn delete(conn: &mut AnyConnection, id: &str) -> diesel::QueryResult<usize> {
+                db::$module::delete(conn, id)
+            }
+            fn list(
+                conn: &mut AnyConnection,
+                product: Option<&str>,
+                only: Option<&[String]>,
+                page: Page,
+            ) -> diesel::QueryResult<(Vec<Self>, i64)> {
+                db::$module::list(conn, product, only, page)
+            }
+            fn view(self) -> HandleView {
+                HandleView {
+                    id: self.id,
+                    tid: self.tid,
+                    name: self.name,
+                    product: Some(self.product_id),
+                    created_at: self.created_at,
+                    updated_at: self.updated_at,
+                }
+            }
+        }
+    };
+}
+
+product_scoped!(db::model::Model, model, ModelChanges, "model", "its firmware and devices");
+product_scoped!(db::channel::Channel, channel, ChannelChanges, "channel", "its firmware and devices");
+
+pub async fn create_scoped<T: ProductScoped>(state: &AppState, actor: &Actor, input: NewScoped) -> Result<HandleView> {
+    validate_tid("tid", &input.tid)?;
+    validate_name("name", &input.name)?;
+    let actor = actor.clone();
+    state
+        .db
+        .run(move |conn| {
+            let product = resolve(conn, "product", "product", &input.product, db::product::find_by_ref)?;
+            actor.require_in(Action::Write, &product.id)?;
+            let row = T::new_row(input.tid.clone(), input.name, product.id);
+            row.insert(conn).map_err(Error::from).map_err(duplicate(T::KIND, "tid", &input.tid))?;
+            Ok(row.view())
+        })
+        .await
+}
+
+pub async fn list_scoped<T: ProductScoped>(
+    state: &AppState,
+    actor: &Actor,
+    query: ScopedQuery,
+) -> Result<Listing<HandleView>> {
+    let page = query.list.page()?;
+    let only = actor.products_allowing(Action::Read);
+    state
+        .db
+        .run(move |conn| {
+            let product = query
+                .product
+                .as_deref()
+                .map(|p| resolve(conn, "product", "product", p, db::product::find_by_ref))
+                .transpose()?;
+            let (rows, total) = T::list(conn, product.as_ref().map(|p| p.id.as_str()), only.as_deref(), page)?;
+            Ok(Listing::new(rows.into_iter().map(T::view).collect(), total, page))
+        })
+        .await
+}
+
+pub async fn get_scoped<T: ProductScoped>(state: &AppState, actor: &Actor, id: String) -> Result<HandleView> {
+    let actor = actor.clone();
+    state
+        .db
+        .run(move |conn| {
+            let row = find_path(conn, T::KIND, &id, T::find_by_ref)?;
+            actor.require_in(Action::Read, row.product_id())?;
+            Ok(row.view())
+        })
+        .await
+}
+
+pub async fn update_scoped<T: ProductScoped>(
+    state: &AppState,
+    actor: &Actor,
+    id: String,
+    input: HandleUpdate,
+) -> Result<HandleView> {
+    input.validate()?;
+    let actor = actor.clone();
+    state
+        .db
+        .run(move |conn| {
+            let row = find_path(conn, T::KIND, &id, T::find_by_ref)?;
+            actor.require_in(Action::Write, row.product_id())?;
+            T::update(conn, row.id(), &input, time::now()).map_err(Error::from).map_err(duplicate(
+                T::KIND,
+                "tid",
+                input.tid.as_deref().unwrap_or_default(),
+            ))?;
+            Ok(T::find(conn, row.id())?.ok_or_else(|| Error::not_found(T::KIND))?.view())
+        })
+        .await
+}
+
+pub async fn delete_scoped<T: ProductScoped>(state: &AppState, actor: &Actor, id: String) -> Result<()> {
+    let actor = actor.clone();
+    state
+        .db
+        .run(move |conn| {
+            let row = find_path(conn, T::KIND, &id, T::find_by_ref)?;
+            actor.require_in(Action::Write, row.product_id())?;
+            T::delete(conn, row.id()).map_err(in_use(T::KIND, T::DEPENDENTS))?;
+            Ok(())
+        })
+        .await
+}
+
+// ---- delivery methods --------------------------------------------------------------
+
+/// Delivery methods and procedures are shared by all products: anyone with a grant reads
+/// them, a global maintainer or admin changes them.
+fn require_global_read(actor: &Actor) -> Result<()> {
+    if actor.has_any_grant() {
+        Ok(())
+    } else {
+        Err(Error::forbidden(format!("user '{}' has no rights at all", actor.username)))
+    }
+}
+
+fn method_view(m: db::delivery::DeliveryMethod) -> HandleView {
+    HandleView { id: m.id, tid: m.tid, name: m.name, product: None, created_at: m.created_at, updated_at: m.updated_at }
+}
+
+pub async fn create_method(state: &AppState, actor: &Actor, input: NewHandle) -> Result<HandleView> {
+    actor.require(Action::Write, Scope::Global)?;
+    validate_tid("tid", &input.tid)?;
+    validate_name("name", &input.name)?;
+    state
+        .db
+        .run(move |conn| {
+            let now = time::now();
+            let row = db::delivery::DeliveryMethod {
+                id: new_id(),
+                tid: input.tid,
+                name: input.name,
+                created_at: now,
+                updated_at: now,
+            };
+            db::delivery::methods::insert(conn, &row).map_err(Error::from).map_err(duplicate(
+                "delivery method",
+                "tid",
+                &row.tid,
+            ))?;
+            Ok(method_view(row))
+        })
+        .await
+}
+
+pub async fn list_methods(state: &AppState, actor: &Actor, params: ListParams) -> Result<Listing<HandleView>> {
+    require_global_read(actor)?;
+    let page = params.page()?;
+    state
+        .db
+        .run(move |conn| {
+            let (rows, total) = db::delivery::methods::list(conn, page)?;
+            Ok(Listing::new(rows.into_iter().map(method_view).collect(), total, page))
+        })
+        .await
+}
+
+pub async fn get_method(state: &AppState, actor: &Actor, id: String) -> Result<HandleView> {
+    require_global_read(actor)?;
+    state
+        .db
+        .run(move |conn| Ok(method_view(find_path(conn, "delivery method", &id, db::delivery::methods::find_by_ref)?)))
+        .await
+}
+
+pub async fn update_method(state: &AppState, actor: &Actor, id: String, input: HandleUpdate) -> Result<HandleView> {
+    actor.require(Action::Write, Scope::Global)?;
+    input.validate()?;
+    state
+        .db
+        .run(move |conn| {
+            let m = find_path(conn, "delivery method", &id, db::delivery::methods::find_by_ref)?;
+            let changes = db::delivery::DeliveryMethodChanges {
+                tid: input.tid.clone(),
+                name: input.name,
+                updated_at: Some(time::now()),
+            };
+            db::delivery::methods::update(conn, &m.id, &changes).map_err(Error::from).map_err(duplicate(
+                "delivery method",
+                "tid",
+                input.tid.as_deref().unwrap_or_default(),
+            ))?;
+            Ok(method_view(
+                db::delivery::methods::find(conn, &m.id)?.ok_or_else(|| Error::not_found("delivery method"))?,
+            ))
+        })
+        .await
+}
+
+pub async fn delete_method(state: &AppState, actor: &Actor, id: String) -> Result<()> {
+    actor.require(Action::Write, Scope::Global)?;
+    state
+        .db
+        .run(move |conn| {
+            let m = find_path(conn, "delivery method", &id, db::delivery::methods::find_by_ref)?;
+            db::delivery::methods::delete(conn, &m.id).map_err(in_use("delivery method", "its delivery procedures"))?;
+            Ok(())
+        })
+        .await
+}
+
+// ---- delivery procedures -----------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewProcedure {
+    pub tid: String,
+    pub name: String,
+    pub delivery_method: String,
+    /// Pipeline steps; empty means "the image as it is".
+    #[serde(default = "empty_list")]
+    pub steps: Value,
+    /// Whether the device must confirm (`created` → `success`/`fail`).
+    #[serde(default)]
+    pub confirm: bool,
+    /// Per-state lifetimes in seconds; unset states use the server defaults.
+    #[serde(default = "empty_object")]
+    pub timeouts: Value,
+}
+
+fn empty_list() -> Value {
+    Value::Array(Vec::new())
+}
+
+fn empty_object() -> Value {
+    Value::Object(serde_json::Map::new())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcedureUpdate {
+    pub tid: Option<String>,
+    pub name: Option<String>,
+    pub delivery_method: Option<String>,
+    pub steps: Option<Value>,
+    pub confirm: Option<bool>,
+    pub timeouts: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ProcedureQuery {
+    pub delivery_method: Option<String>,
+    #[serde(flatten)]
+    pub list: ListParams,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ProcedureView {
+    pub id: String,
+    pub tid: String,
+    pub name: String,
+    pub delivery_method: String,
+    pub steps: Value,
+    pub confirm: bool,
+    /// What the procedure overrides.
+    pub timeouts: Value,
+    /// What sessions of this procedure will use (overrides filled from the defaults).
+    pub effective_timeouts: Timeouts,
+    #[serde(serialize_with = "time::rfc3339")]
+    pub created_at: NaiveDateTime,
+    #[serde(serialize_with = "time::rfc3339")]
+    pub updated_at: NaiveDateTime,
+}
+
+fn procedure_view(p: db::delivery::DeliveryProcedure) -> Result<ProcedureView> {
+    let steps: Value = serde_json::from_str(&p.steps).map_err(|e| Error::internal(format!("stored steps: {e}")))?;
+    let timeouts: Value =
+        serde_json::from_str(&p.timeouts).map_err(|e| Error::internal(format!("stored timeouts: {e}")))?;
+    let effective = Timeouts::parse(&timeouts)?.or(Timeouts::server_defaults());
+    Ok(ProcedureView {
+        id: p.id,
+        tid: p.tid,
+        name: p.name,
+        delivery_method: p.delivery_method_id,
+        steps,
+        confirm: p.confirm,
+        timeouts,
+        effective_timeouts: effective,
+        created_at: p.created_at,
+        updated_at: p.updated_at,
+    })
+}
+
+/// Validates steps and timeouts and returns them as the JSON text to store.
+fn procedure_json(steps: &Value, timeouts: &Value) -> Result<(String, String)> {
+    let steps = parse_steps(steps)?;
+    let timeouts = Timeouts::parse(timeouts)?;
+    let steps = serde_json::to_string(&steps).map_err(|e| Error::internal(e.to_string()))?;
+    let timeouts = serde_json::to_string(&timeouts).map_err(|e| Error::internal(e.to_string()))?;
+    Ok((steps, timeouts))
+}
+
+pub async fn create_procedure(state: &AppState, actor: &Actor, input: NewProcedure) -> Result<ProcedureView> {
+    actor.require(Action::Write, Scope::Global)?;
+    validate_tid("tid", &input.tid)?;
+    validate_name("name", &input.name)?;
+    let (steps, timeouts) = procedure_json(&input.steps, &input.timeouts)?;
+    state
+        .db
+        .run(move |conn| {
+            let method = resolve(
+                conn,
+                "delivery method",
+                "delivery_method",
+                &input.delivery_method,
+                db::delivery::methods::find_by_ref,
+            )?;
+            let now = time::now();
+            let row = db::delivery::DeliveryProcedure {
+                id: new_id(),
+                tid: input.tid,
+                name: input.name,
+                delivery_method_id: method.id,
+                steps,
+                confirm: input.confirm,
+                timeouts,
+                created_at: now,
+                updated_at: now,
+            };
+            db::delivery::procedures::insert(conn, &row).map_err(Error::from).map_err(duplicate(
+                "delivery procedure",
+                "tid",
+                &row.tid,
+            ))?;
+            procedure_view(row)
+        })
+        .await
+}
+
+pub async fn list_procedures(state: &AppState, actor: &Actor, query: ProcedureQuery) -> Result<Listing<ProcedureView>> {
+    require_global_read(actor)?;
+    let page = query.list.page()?;
+    state
+        .db
+        .run(move |conn| {
+            let method = query
+                .delivery_method
+                .as_deref()
+                .map(|m| resolve(conn, "delivery method", "delivery_method", m, db::delivery::methods::find_by_ref))
+                .transpose()?;
+            let (rows, total) = db::delivery::procedures::list(conn, method.as_ref().map(|m| m.id.as_str()), page)?;
+            let items = rows.into_iter().map(procedure_view).collect::<Result<Vec<_>>>()?;
+            Ok(Listing::new(items, total, page))
+        })
+        .await
+}
+
+pub async fn get_procedure(state: &AppState, actor: &Actor, id: String) -> Result<ProcedureView> {
+    require_global_read(actor)?;
+    state
+        .db
+        .run(move |conn| {
+            procedure_view(find_path(conn, "delivery procedure", &id, db::delivery::procedures::find_by_ref)?)
+        })
+        .await
+}
+
+pub async fn update_procedure(
+    state: &AppState,
+    actor: &Actor,
+    id: String,
+    input: ProcedureUpdate,
+) -> Result<ProcedureView> {
+    actor.require(Action::Write, Scope::Global)?;
+    HandleUpdate { tid: input.tid.clone(), name: input.name.clone() }.validate()?;
+    state
+        .db
+        .run(move |conn| {
+            write_transaction(conn, |conn| {
+                let p = find_path(conn, "delivery procedure", &id, db::delivery::procedures::find_by_ref)?;
+                let method = input
+                    .delivery_method
+                    .as_deref()
+                    .map(|m| resolve(conn, "delivery method", "delivery_method", m, db::delivery::methods::find_by_ref))
+                    .transpose()?;
+                let current_steps: Value =
+                    serde_json::from_str(&p.steps).map_err(|e| Error::internal(e.to_string()))?;
+                let current_timeouts: Value =
+                    serde_json::from_str(&p.timeouts).map_err(|e| Error::internal(e.to_string()))?;
+                let (steps, timeouts) = procedure_json(
+                    input.steps.as_ref().unwrap_or(&current_steps),
+                    input.timeouts.as_ref().unwrap_or(&current_timeouts),
+                )?;
+                let changes = db::delivery::DeliveryProcedureChanges {
+                    tid: input.tid.clone(),
+                    name: input.name.clone(),
+                    delivery_method_id: method.map(|m| m.id),
+                    steps: Some(steps),
+                    confirm: input.confirm,
+                    timeouts: Some(timeouts),
+                    updated_at: Some(time::now()),
+                };
+                db::delivery::procedures::update(conn, &p.id, &changes).map_err(Error::from).map_err(duplicate(
+                    "delivery procedure",
+                    "tid",
+                    input.tid.as_deref().unwrap_or_default(),
+                ))?;
+                procedure_view(
+                    db::delivery::procedures::find(conn, &p.id)?
+                        .ok_or_else(|| Error::not_found("delivery procedure"))?,
+                )
+            })
+        })
+        .await
+}
+
+pub async fn delete_procedure(state: &AppState, actor: &Actor, id: String) -> Result<()> {
+    actor.require(Action::Write, Scope::Global)?;
+    state
+        .db
+        .run(move |conn| {
+            let p = find_path(conn, "delivery procedure", &id, db::delivery::procedures::find_by_ref)?;
+            db::delivery::procedures::delete(conn, &p.id).map_err(in_use("delivery procedure", "its sessions"))?;
+            Ok(())
+        })
+        .await
+}

@@ -1,0 +1,303 @@
+//! Device twins as admins see and change them. Devices also update their own twin when
+//! they ask for firmware (sessions) or report attributes (hawkBit configData).
+
+use chrono::NaiveDateTime;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::{Actor, ListParams, Listing, double_option, resolve};
+use crate::db::{self, AnyConnection, write_transaction};
+use crate::domain::ids::{validate_device_id, validate_name};
+use crate::domain::rights::Action;
+use crate::domain::version::FirmwareVersion;
+use crate::error::{Error, Result};
+use crate::state::AppState;
+use crate::time;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewDevice {
+    pub device_id: String,
+    /// Needed unless `model` is given (the model names its product).
+    pub product: Option<String>,
+    pub model: Option<String>,
+    pub channel: Option<String>,
+    pub name: Option<String>,
+    #[serde(default)]
+    pub attributes: Map<String, Value>,
+    pub installed_version: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceUpdate {
+    #[serde(default, deserialize_with = "double_option")]
+    pub name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    pub model: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    pub channel: Option<Option<String>>,
+    /// Replaces all attributes.
+    pub attributes: Option<Map<String, Value>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct DeviceQuery {
+    pub product: Option<String>,
+    pub model: Option<String>,
+    pub channel: Option<String>,
+    pub device_id: Option<String>,
+    #[serde(flatten)]
+    pub list: ListParams,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DeviceView {
+    pub id: String,
+    pub device_id: String,
+    pub product: String,
+    pub name: Option<String>,
+    pub model: Option<String>,
+    pub channel: Option<String>,
+    pub installed_firmware: Option<String>,
+    pub installed_version: Option<String>,
+    pub attributes: Value,
+    #[serde(serialize_with = "time::rfc3339_opt")]
+    pub last_seen: Option<NaiveDateTime>,
+    pub last_session: Option<String>,
+    #[serde(serialize_with = "time::rfc3339")]
+    pub created_at: NaiveDateTime,
+    #[serde(serialize_with = "time::rfc3339")]
+    pub updated_at: NaiveDateTime,
+}
+
+pub fn view(d: db::device::Device) -> DeviceView {
+    DeviceView {
+        id: d.id,
+        device_id: d.device_id,
+        product: d.product_id,
+        name: d.name,
+        model: d.model_id,
+        channel: d.channel_id,
+        installed_firmware: d.installed_firmware_id,
+        installed_version: d.installed_version,
+        attributes: serde_json::from_str(&d.attributes).unwrap_or_else(|_| Value::Object(Map::new())),
+        last_seen: d.last_seen,
+        last_session: d.last_session_id,
+        created_at: d.created_at,
+        updated_at: d.updated_at,
+    }
+}
+
+pub const MAX_ATTRIBUTES: usize = 100;
+pub const MAX_ATTRIBUTE_LEN: usize = 128;
+
+/// Attributes are a flat map of strings (hawkBit's rule), at most 100 entries of ≤128 chars.
+pub fn validate_attributes(attributes: &Map<String, Value>) -> Result<String> {
+    if attributes.len() > MAX_ATTRIBUTES {
+        return Err(Error::invalid(format!("attributes: at most {MAX_ATTRIBUTES} entries")));
+    }
+    for (k, v) in attributes {
+        let Value::String(s) = v else {
+            return Err(Error::invalid(format!("attributes: the value of {k:?} must be a string")));
+        };
+        if k.is_empty() || k.chars().count() > MAX_ATTRIBUTE_LEN || s.chars().count() > MAX_ATTRIBUTE_LEN {
+            return Err(Error::invalid(format!("attributes: keys and values are 1 to {MAX_ATTRIBUTE_LEN} characters")));
+        }
+    }
+    serde_json::to_string(attributes).map_err(|e| Error::internal(e.to_string()))
+}
+
+fn find(conn: &mut AnyConnection, id: &str) -> Result<db::device::Device> {
+    let not_found = || Error::not_found(format!("device {id:?}"));
+    let id = uuid::Uuid::parse_str(id).map_err(|_| not_found())?.to_string();
+    db::device::find(conn, &id)?.ok_or_else(not_found)
+}
+
+/// A model or channel reference that must belong to `product_id`.
+fn resolve_in_product<T>(
+    conn: &mut AnyConnection,
+    kind: &str,
+    raw: &str,
+    product_id: &str,
+    lookup: fn(&mut AnyConnection, &crate::domain::ids::ObjectRef) -> diesel::QueryResult<Option<T>>,
+    product_of: fn(&T) -> &str,
+) -> Result<T> {
+    let found = resolve(conn, kind, kind, raw, lookup)?;
+    if product_of(&found) != product_id {
+        return Err(Error::unprocessable("unknown_reference", format!("{kind}: {raw:?} belongs to another product")));
+    }
+    Ok(found)
+}
+
+pub async fn create(state: &AppState, actor: &Actor, input: NewDevice) -> Result<DeviceView> {
+    validate_device_id(&input.device_id)?;
+    if let Some(name) = &input.name {
+        validate_name("name", name)?;
+    }
+    let attributes = validate_attributes(&input.attributes)?;
+    let installed = input
+        .installed_version
+        .as_deref()
+        .map(|v| FirmwareVersion::parse_lenient("installed_version", v))
+        .transpose()?;
+    let actor = actor.clone();
+    state
+        .db
+        .run(move |conn| {
+            write_transaction(conn, |conn| {
+                let model = input
+                    .model
+                    .as_deref()
+                    .map(|m| resolve(conn, "model", "model", m, db::model::find_by_ref))
+                    .transpose()?;
+                let product_id = match (&model, &input.product) {
+                    (Some(m), Some(p)) => {
+                        let product = resolve(conn, "product", "product", p, db::product::find_by_ref)?;
+                        if product.id != m.product_id {
+                            return Err(Error::unprocessable("unknown_reference", "model: belongs to another product"));
+                        }
+                        product.id
+                    }
+                    (Some(m), None) => m.product_id.clone(),
+                    (None, Some(p)) => resolve(conn, "product", "product", p, db::product::find_by_ref)?.id,
+                    (None, None) => return Err(Error::invalid("product or model is required")),
+                };
+                actor.require_in(Action::Write, &product_id)?;
+                let channel = input
+                    .channel
+                    .as_deref()
+                    .map(|c| {
+                        resolve_in_product(conn, "channel", c, &product_id, db::channel::find_by_ref, |c| &c.product_id)
+                    })
+                    .transpose()?;
+                let now = time::now();
+                let row = db::device::Device {
+                    id: uuid::Uuid::new_v4().to_string(),
+                    product_id,
+                    device_id: input.device_id.clone(),
+                    name: input.name,
+                    model_id: model.map(|m| m.id),
+                    channel_id: channel.map(|c| c.id),
+                    installed_firmware_id: None,
+                    installed_version: installed.map(|v| v.to_string()),
+                    attributes,
+                    last_seen: None,
+                    last_session_id: None,
+                    created_at: now,
+                    updated_at: now,
+                };
+                db::device::insert(conn, &row).map_err(Error::from).map_err(super::duplicate(
+                    "device in this product",
+                    "device_id",
+                    &input.device_id,
+                ))?;
+                Ok(view(row))
+            })
+        })
+        .await
+}
+
+pub async fn list(state: &AppState, actor: &Actor, query: DeviceQuery) -> Result<Listing<DeviceView>> {
+    let page = query.list.page()?;
+    let only = actor.products_allowing(Action::Read);
+    state
+        .db
+        .run(move |conn| {
+            let product = query
+                .product
+                .as_deref()
+                .map(|p| resolve(conn, "product", "product", p, db::product::find_by_ref))
+                .transpose()?;
+            let model = query
+                .model
+                .as_deref()
+                .map(|m| resolve(conn, "model", "model", m, db::model::find_by_ref))
+                .transpose()?;
+            let channel = query
+                .channel
+                .as_deref()
+                .map(|c| resolve(conn, "channel", "channel", c, db::channel::find_by_ref))
+                .transpose()?;
+            let filter = db::device::Filter {
+                product: product.map(|p| p.id),
+                model: model.map(|m| m.id),
+                channel: channel.map(|c| c.id),
+                device_id: query.device_id,
+                products: only,
+            };
+            let (rows, total) = db::device::list(conn, &filter, page)?;
+            Ok(Listing::new(rows.into_iter().map(view).collect(), total, page))
+        })
+        .await
+}
+
+pub async fn get(state: &AppState, actor: &Actor, id: String) -> Result<DeviceView> {
+    let actor = actor.clone();
+    state
+        .db
+        .run(move |conn| {
+            let d = find(conn, &id)?;
+            actor.require_in(Action::Read, &d.product_id)?;
+            Ok(view(d))
+        })
+        .await
+}
+
+pub async fn update(state: &AppState, actor: &Actor, id: String, input: DeviceUpdate) -> Result<DeviceView> {
+    if let Some(Some(name)) = &input.name {
+        validate_name("name", name)?;
+    }
+    let attributes = input.attributes.as_ref().map(validate_attributes).transpose()?;
+    let actor = actor.clone();
+    state
+        .db
+        .run(move |conn| {
+            write_transaction(conn, |conn| {
+                let d = find(conn, &id)?;
+                actor.require_in(Action::Write, &d.product_id)?;
+                let model_id = match &input.model {
+                    Some(Some(m)) => Some(Some(
+                        resolve_in_product(conn, "model", m, &d.product_id, db::model::find_by_ref, |m| &m.product_id)?
+                            .id,
+                    )),
+                    Some(None) => Some(None),
+                    None => None,
+                };
+                let channel_id = match &input.channel {
+                    Some(Some(c)) => Some(Some(
+                        resolve_in_product(conn, "channel", c, &d.product_id, db::channel::find_by_ref, |c| {
+                            &c.product_id
+                        })?
+                        .id,
+                    )),
+                    Some(None) => Some(None),
+                    None => None,
+                };
+                let changes = db::device::DeviceChanges {
+                    name: input.name.clone(),
+                    model_id,
+                    channel_id,
+                    attributes,
+                    updated_at: Some(time::now()),
+                    ..Default::default()
+                };
+                db::device::update(conn, &d.id, &changes)?;
+                Ok(view(find(conn, &d.id)?))
+            })
+        })
+        .await
+}
+
+pub async fn delete(state: &AppState, actor: &Actor, id: String) -> Result<()> {
+    let actor = actor.clone();
+    state
+        .db
+        .run(move |conn| {
+            let d = find(conn, &id)?;
+            actor.require_in(Action::Write, &d.product_id)?;
+            db::device::delete(conn, &d.id)?;
+            Ok(())
+        })
+        .await
+}

@@ -1,0 +1,484 @@
+//! Users, API tokens and grants.
+
+use chrono::NaiveDateTime;
+use serde::{Deserialize, Serialize};
+
+use super::{Actor, ListParams, Listing, auth, find_path, resolve};
+use crate::db::{self, AnyConnection, write_transaction};
+use crate::domain::ids::{ObjectRef, validate_name, validate_username};
+use crate::domain::rights::{Action, Role, Scope};
+use crate::error::{Error, Result};
+use crate::state::AppState;
+use crate::time;
+
+// ---- users -------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    pub username: String,
+    #[serde(default = "yes")]
+    pub active: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserUpdate {
+    pub username: Option<String>,
+    pub active: Option<bool>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct UserView {
+    pub id: String,
+    pub username: String,
+    pub active: bool,
+    #[serde(serialize_with = "time::rfc3339")]
+    pub created_at: NaiveDateTime,
+    #[serde(serialize_with = "time::rfc3339")]
+    pub updated_at: NaiveDateTime,
+}
+
+impl From<db::user::User> for UserView {
+    fn from(u: db::user::User) -> Self {
+        UserView {
+            id: u.id,
+            username: u.username,
+            active: u.active,
+            created_at: u.created_at,
+            updated_at: u.updated_at,
+        }
+    }
+}
+
+pub fn insert_user(conn: &mut AnyConnection, username: &str) -> Result<db::user::User> {
+    validate_username(username)?;
+    let now = time::now();
+    let row = db::user::User {
+        id: uuid::Uuid::new_v4().to_string(),
+        username: username.to_owned(),
+        active: true,
+        created_at: now,
+        updated_at: now,
+    };
+    db::user::insert(conn, &row).map_err(Error::from).map_err(super::duplicate("user", "username", username))?;
+    Ok(row)
+}
+
+/// A user by id or username.
+fn find_user(conn: &mut AnyConnection, raw: &str) -> Result<db::user::User> {
+    let found = match uuid::Uuid::parse_str(raw) {
+        Ok(id) => db::user::find(conn, &id.to_string())?,
+        Err(_) => db::user::find_by_username(conn, raw)?,
+    };
+    found.ok_or_else(|| Error::not_found(format!("user {raw:?}")))
+}
+
+fn user_ref(conn: &mut AnyConnection, field: &str, raw: &str) -> Result<db::user::User> {
+    find_user(conn, raw)
+        .map_err(|_| Error::unprocessable("unknown_reference", format!("{field}: user {raw:?} not found")))
+}
+
+pub async fn create_user(state: &AppState, actor: &Actor, input: NewUser) -> Result<UserView> {
+    actor.require(Action::Manage, Scope::Global)?;
+    state
+        .db
+        .run(move |conn| {
+            let mut user = insert_user(conn, &input.username)?;
+            if !input.active {
+                db::user::update(conn, &user.id, &db::user::UserChanges { active: Some(false), ..Default::default() })?;
+                user.active = false;
+            }
+            Ok(user.into())
+        })
+        .await
+}
+
+pub async fn list_users(state: &AppState, actor: &Actor, params: ListParams) -> Result<Listing<UserView>> {
+    actor.require(Action::Manage, Scope::Global)?;
+    let page = params.page()?;
+    state
+        .db
+        .run(move |conn| {
+            let (rows, total) = db::user::list(conn, page)?;
+            Ok(Listing::new(rows.into_iter().map(UserView::from).collect(), total, page))
+        })
+        .await
+}
+
+/// Users may read themselves; admins everyone.
+pub async fn get_user(state: &AppState, actor: &Actor, id: String) -> Result<UserView> {
+    let actor = actor.clone();
+    state
+        .db
+        .run(move |conn| {
+            let user = find_user(conn, &id)?;
+            if user.id != actor.user_id {
+                actor.require(Action::Manage, Scope::Global)?;
+            }
+            Ok(user.into())
+        })
+        .await
+}
+
+pub async fn update_user(state: &AppState, actor: &Actor, id: String, input: UserUpdate) -> Result<UserView> {
+    actor.require(Action::Manage, Scope::Global)?;
+    if let Some(name) = &input.username {
+        validate_username(name)?;
+    }
+    state
+        .db
+        .run(move |conn| {
+            write_transaction(conn, |conn| {
+                let user = find_user(conn, &id)?;
+                if input.active == Some(false) {
+                    ensure_not_last_admin(conn, &user.id, None)?;
+                }
+                let changes = db::user::UserChanges {
+                    username: input.username.clone(),
+                    active: input.active,
+                    updated_at: Some(time::now()),
+                };
+                db::user::update(conn, &user.id, &changes).map_err(Error::from).map_err(super::duplicate(
+                    "user",
+                    "username",
+                    input.username.as_deref().unwrap_or_default(),
+                ))?;
+                Ok(find_user(conn, &user.id)?.into())
+            })
+        })
+        .await
+}
+
+pub async fn delete_user(state: &AppState, actor: &Actor, id: String) -> Result<()> {
+    actor.require(Action::Manage, Scope::Global)?;
+    let me = actor.user_id.clone();
+    state
+        .db
+        .run(move |conn| {
+            write_transaction(conn, |conn| {
+                let user = find_user(conn, &id)?;
+                if user.id == me {
+                    return Err(Error::conflict("cannot_delete_self", "you cannot delete your own user"));
+                }
+                ensure_not_last_admin(conn, &user.id, None)?;
+                db::user::delete(conn, &user.id)?;
+                Ok(())
+            })
+        })
+        .await
+}
+
+/// Refuses a change that would leave no active user with a global admin grant, which
+/// would lock everyone out of managing people. `grant_id`: the grant about to go, if only
+/// one grant (not the whole user) is being removed.
+fn ensure_not_last_admin(conn: &mut AnyConnection, user_id: &str, grant_id: Option<&str>) -> Result<()> {
+    use diesel::prelude::*;
+
+    use crate::db::schema::{grants, users};
+    let admins: Vec<(String, String)> = grants::table
+        .inner_join(users::table)
+        .filter(grants::role.eq(Role::Admin.as_str()))
+        .filter(grants::product_id.is_null())
+        .filter(users::active.eq(true))
+        .select((grants::id, grants::user_id))
+        .load(conn)?;
+    let remaining = admins
+        .iter()
+        .filter(|(gid, uid)| match grant_id {
+            Some(g) => gid != g,
+            None => uid != user_id,
+        })
+        .count();
+    let affected = admins.iter().any(|(gid, uid)| grant_id.map_or(uid == user_id, |g| gid == g));
+    if affected && remaining == 0 {
+        return Err(Error::conflict("last_admin", "this would remove the last active global admin"));
+    }
+    Ok(())
+}
+
+// ---- tokens ------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewToken {
+    pub name: String,
+    /// RFC 3339; the token stops working then.
+    pub expires_at: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TokenView {
+    pub id: String,
+    pub user: String,
+    pub name: String,
+    /// The first characters, to tell tokens apart.
+    pub hint: String,
+    #[serde(serialize_with = "time::rfc3339")]
+    pub created_at: NaiveDateTime,
+    #[serde(serialize_with = "time::rfc3339_opt")]
+    pub expires_at: Option<NaiveDateTime>,
+    #[serde(serialize_with = "time::rfc3339_opt")]
+    pub last_used_at: Option<NaiveDateTime>,
+    pub revoked: bool,
+    #[serde(serialize_with = "time::rfc3339_opt")]
+    pub revoked_at: Option<NaiveDateTime>,
+    /// The secret itself: present only in the answer that created it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+impl From<db::token::ApiToken> for TokenView {
+    fn from(t: db::token::ApiToken) -> Self {
+        TokenView {
+            id: t.id,
+            user: t.user_id,
+            name: t.name,
+            hint: t.hint,
+            created_at: t.created_at,
+            expires_at: t.expires_at,
+            last_used_at: t.last_used_at,
+            revoked: t.revoked_at.is_some(),
+            revoked_at: t.revoked_at,
+            token: None,
+        }
+    }
+}
+
+/// A user's own tokens are theirs to manage; others' need a global admin.
+fn token_owner(conn: &mut AnyConnection, actor: &Actor, user: &str) -> Result<db::user::User> {
+    let user = find_user(conn, user)?;
+    if user.id != actor.user_id {
+        actor.require(Action::Manage, Scope::Global)?;
+    }
+    Ok(user)
+}
+
+pub async fn create_token(state: &AppState, actor: &Actor, user: String, input: NewToken) -> Result<TokenView> {
+    validate_name("name", &input.name)?;
+    let expires_at = input.expires_at.as_deref().map(|t| time::parse_rfc3339("expires_at", t)).transpose()?;
+    if expires_at.is_some_and(|t| t <= time::now()) {
+        return Err(Error::invalid("expires_at: must be in the future"));
+    }
+    let actor = actor.clone();
+    state
+        .db
+        .run(move |conn| {
+            let user = token_owner(conn, &actor, &user)?;
+            let secret = auth::generate_token();
+            let row = auth::insert_token(conn, &user.id, &input.name, &secret, expires_at)?;
+            let mut view = TokenView::from(row);
+            view.token = Some(secret);
+            Ok(view)
+        })
+        .await
+}
+
+pub async fn list_tokens(
+    state: &AppState,
+    actor: &Actor,
+    user: String,
+    params: ListParams,
+) -> Result<Listing<TokenView>> {
+    let page = params.page()?;
+    let actor = actor.clone();
+    state
+        .db
+        .run(move |conn| {
+            let user = token_owner(conn, &actor, &user)?;
+            let (rows, total) = db::token::list_for_user(conn, &user.id, page)?;
+            Ok(Listing::new(rows.into_iter().map(TokenView::from).collect(), total, page))
+        })
+        .await
+}
+
+fn find_token(conn: &mut AnyConnection, actor: &Actor, user: &str, id: &str) -> Result<db::token::ApiToken> {
+    let user = token_owner(conn, actor, user)?;
+    db::token::find(conn, id)?
+        .filter(|t| t.user_id == user.id)
+        .ok_or_else(|| Error::not_found(format!("token {id:?} of user {:?}", user.username)))
+}
+
+pub async fn get_token(state: &AppState, actor: &Actor, user: String, id: String) -> Result<TokenView> {
+    let actor = actor.clone();
+    state.db.run(move |conn| Ok(find_token(conn, &actor, &user, &id)?.into())).await
+}
+
+/// Revokes: the row stays (for audit), the token stops working at once.
+pub async fn revoke_token(state: &AppState, actor: &Actor, user: String, id: String) -> Result<()> {
+    let actor = actor.clone();
+    state
+        .db
+        .run(move |conn| {
+            let token = find_token(conn, &actor, &user, &id)?;
+            db::token::revoke(conn, &token.id, time::now())?;
+            Ok(())
+        })
+        .await
+}
+
+// ---- grants ------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewGrant {
+    pub user: String,
+    /// A product id or handle; absent or null: everywhere.
+    pub product: Option<String>,
+    pub role: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct GrantQuery {
+    pub user: Option<String>,
+    pub product: Option<String>,
+    #[serde(flatten)]
+    pub list: ListParams,
+}
+
+#[derive(Debug, Serialize)]
+pub struct GrantView {
+    pub id: String,
+    pub user: String,
+    pub product: Option<String>,
+    pub role: String,
+    #[serde(serialize_with = "time::rfc3339")]
+    pub created_at: NaiveDateTime,
+}
+
+impl From<db::grant::GrantRow> for GrantView {
+    fn from(g: db::grant::GrantRow) -> Self {
+        GrantView { id: g.id, user: g.user_id, product: g.product_id, role: g.role, created_at: g.created_at }
+    }
+}
+
+pub fn insert_grant(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    product_id: Option<&str>,
+    role: Role,
+) -> Result<db::grant::GrantRow> {
+    if db::grant::exists(conn, user_id, product_id, role.as_str())? {
+        return Err(Error::conflict("already_exists", "the user already holds this role here"));
+    }
+    let row = db::grant::GrantRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        user_id: user_id.to_owned(),
+        product_id: product_id.map(str::to_owned),
+        role: role.as_str().to_owned(),
+        created_at: time::now(),
+    };
+    db::grant::insert(conn, &row)?;
+    Ok(row)
+}
+
+fn grant_scope(product_id: Option<&str>) -> Result<Scope> {
+    match product_id {
+        Some(p) => super::product_scope(p),
+        None => Ok(Scope::Global),
+    }
+}
+
+/// Global grants need a global admin; a product grant needs an admin of that product.
+pub async fn create_grant(state: &AppState, actor: &Actor, input: NewGrant) -> Result<GrantView> {
+    let role: Role = input.role.parse()?;
+    let actor = actor.clone();
+    state
+        .db
+        .run(move |conn| {
+            write_transaction(conn, |conn| {
+                let user = user_ref(conn, "user", &input.user)?;
+                let product = match &input.product {
+                    Some(p) => Some(resolve(conn, "product", "product", p, db::product::find_by_ref)?),
+                    None => None,
+                };
+                let product_id = product.as_ref().map(|p| p.id.as_str());
+                actor.require(Action::Manage, grant_scope(product_id)?)?;
+                Ok(insert_grant(conn, &user.id, product_id, role)?.into())
+            })
+        })
+        .await
+}
+
+pub async fn list_grants(state: &AppState, actor: &Actor, query: GrantQuery) -> Result<Listing<GrantView>> {
+    let page = query.list.page()?;
+    let managed = actor.products_allowing(Action::Manage);
+    if managed.as_ref().is_some_and(Vec::is_empty) {
+        return Err(Error::forbidden(format!("user '{}' may not manage grants", actor.username)));
+    }
+    state
+        .db
+        .run(move |conn| {
+            let user = query.user.as_deref().map(|u| find_user(conn, u)).transpose()?;
+            let product = query
+                .product
+                .as_deref()
+                .map(|p| find_path(conn, "product", p, db::product::find_by_ref))
+                .transpose()?;
+            let filter =
+                db::grant::Filter { user: user.map(|u| u.id), product: product.map(|p| p.id), products: managed };
+            let (rows, total) = db::grant::list(conn, &filter, page)?;
+            Ok(Listing::new(rows.into_iter().map(GrantView::from).collect(), total, page))
+        })
+        .await
+}
+
+pub async fn get_grant(state: &AppState, actor: &Actor, id: String) -> Result<GrantView> {
+    let actor = actor.clone();
+    state
+        .db
+        .run(move |conn| {
+            let grant = db::grant::find(conn, &id)?.ok_or_else(|| Error::not_found(format!("grant {id:?}")))?;
+            actor.require(Action::Manage, grant_scope(grant.product_id.as_deref())?)?;
+            Ok(grant.into())
+        })
+        .await
+}
+
+pub async fn delete_grant(state: &AppState, actor: &Actor, id: String) -> Result<()> {
+    let actor = actor.clone();
+    state
+        .db
+        .run(move |conn| {
+            write_transaction(conn, |conn| {
+                let grant = db::grant::find(conn, &id)?.ok_or_else(|| Error::not_found(format!("grant {id:?}")))?;
+                actor.require(Action::Manage, grant_scope(grant.product_id.as_deref())?)?;
+                ensure_not_last_admin(conn, &grant.user_id, Some(&grant.id))?;
+                db::grant::delete(conn, &grant.id)?;
+                Ok(())
+            })
+        })
+        .await
+}
+
+/// Used by the CLI: a user by name, created if missing, with an optional grant.
+pub fn ensure_user_with_grant(
+    conn: &mut AnyConnection,
+    username: &str,
+    grant: Option<(Role, Option<&str>)>,
+) -> Result<db::user::User> {
+    write_transaction(conn, |conn| {
+        let user = match db::user::find_by_username(conn, username)? {
+            Some(u) => u,
+            None => insert_user(conn, username)?,
+        };
+        if let Some((role, product)) = grant {
+            let product_id = match product {
+                Some(p) => Some(
+                    db::product::find_by_ref(conn, &ObjectRef::parse("product", p)?)?
+                        .ok_or_else(|| Error::not_found(format!("product {p:?}")))?
+                        .id,
+                ),
+                None => None,
+            };
+            if !db::grant::exists(conn, &user.id, product_id.as_deref(), role.as_str())? {
+                insert_grant(conn, &user.id, product_id.as_deref(), role)?;
+            }
+        }
+        Ok(user)
+    })
+}

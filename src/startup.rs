@@ -1,0 +1,125 @@
+//! Builds and runs the server: open the database and migrate, open the object store,
+//! create the first admin, bind, serve. `build` binds before it returns, so tests can
+//! listen on port 0 and read the port.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::{App, HttpServer, dev::Server};
+use anyhow::Context;
+use url::Url;
+
+use crate::db::Db;
+use crate::service::auth::{self, Bootstrap};
+use crate::settings::{Settings, parse_public_url};
+use crate::state::AppState;
+use crate::storage::{Storage, keys};
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: AppState,
+}
+
+/// Opens the database (migrating it) and the object store: what every role of the binary needs.
+pub async fn open(settings: &Settings) -> anyhow::Result<(Db, Storage)> {
+    let url = settings.database_url.clone();
+    let pool_size = settings.db_pool_size;
+    let db = tokio::task::spawn_blocking(move || -> anyhow::Result<Db> {
+        let db = Db::connect(&url, pool_size)?;
+        let applied = db.migrate()?;
+        if !applied.is_empty() {
+            tracing::info!(migrations = ?applied, "applied database migrations");
+        }
+        Ok(db)
+    })
+    .await
+    .context("database start-up task failed")??;
+    let storage = Storage::from_url(&settings.object_store)?;
+    storage
+        .put_bytes(keys::READY_MARKER, b"devicehub object store\n".to_vec())
+        .await
+        .context("writing to the object store")?;
+    Ok((db, storage))
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let (db, storage) = open(&settings).await?;
+        tracing::info!(database = db.backend().name(), object_store = storage.describe(), "storage ready");
+
+        let configured = settings.admin_token.as_ref().map(|t| t.expose().to_owned());
+        let bootstrap = db.run(move |conn| auth::bootstrap_admin(conn, configured.as_deref())).await?;
+        announce_bootstrap(&bootstrap);
+
+        let listener = TcpListener::bind(&settings.listen).with_context(|| format!("binding {}", settings.listen))?;
+        let addr = listener.local_addr()?;
+        let public_url = match &settings.public_url {
+            Some(url) => url.clone(),
+            None => default_public_url(addr)?,
+        };
+        let state = AppState { db, storage, settings: Arc::new(settings), public_url };
+
+        let app_state = state.clone();
+        let server = HttpServer::new(move || {
+            let state = app_state.clone();
+            App::new()
+                .wrap(crate::http::normalize_path())
+                .wrap(tracing_actix_web::TracingLogger::default())
+                .configure(move |cfg| crate::http::configure(cfg, state))
+        })
+        .workers(state.settings.http_workers)
+        .listen(listener)?
+        .run();
+
+        tracing::info!(address = %addr, public_url = %state.public_url, "listening");
+        Ok(Application { port: addr.port(), server, state })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGINT/SIGTERM (or a stop through the handle), then drains.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// `http://<bound address>/`; a wildcard address becomes `localhost`.
+fn default_public_url(addr: std::net::SocketAddr) -> anyhow::Result<Url> {
+    let host = if addr.ip().is_unspecified() { "localhost".to_owned() } else { addr.ip().to_string() };
+    let host = if addr.is_ipv6() && host != "localhost" { format!("[{host}]") } else { host };
+    parse_public_url(&format!("http://{host}:{}/", addr.port()))
+}
+
+fn announce_bootstrap(bootstrap: &Bootstrap) {
+    match bootstrap {
+        Bootstrap::AlreadyDone => {}
+        Bootstrap::CreatedWithConfiguredToken => {
+            tracing::info!(
+                user = auth::BOOTSTRAP_ADMIN,
+                "created the first admin with the token from DEVICEHUB_ADMIN_TOKEN"
+            );
+        }
+        Bootstrap::CreatedWithNewToken(token) => {
+            tracing::info!(
+                user = auth::BOOTSTRAP_ADMIN,
+                "created the first admin; its token is printed once on stdout"
+            );
+            // stdout, not the log: a token must not end up in a log collector.
+            println!(
+                "\n  devicehub: created the admin user '{}'. Its API token, shown only this once:\n\n      {token}\n\n  Use it as 'Authorization: Token {token}'.\n",
+                auth::BOOTSTRAP_ADMIN
+            );
+        }
+    }
+}

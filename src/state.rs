@@ -1,0 +1,28 @@
+//! What every door shares: the database, the object store, the settings, and the public
+//! base URL for links. Cheap to clone; holds no state another instance would need.
+
+use std::sync::Arc;
+
+use url::Url;
+
+use crate::db::Db;
+use crate::settings::Settings;
+use crate::storage::Storage;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub storage: Storage,
+    pub settings: Arc<Settings>,
+    /// Base of links handed out, always ending in `/`.
+    pub public_url: Url,
+}
+
+impl AppState {
+    /// An absolute link to `path` (without a leading `/`) under the public URL.
+    pub fn link(&self, path: &str) -> String {
+        let mut base = self.public_url.as_str().to_owned();
+        base.push_str(path.trim_start_matches('/'));
+        base
+    }
+}

@@ -1,0 +1,165 @@
+//! Object storage through `object_store`: local disk by default, in memory for tests;
+//! the rest of the code does not care which. Writes stream: [`ObjectWriter`] hashes and
+//! counts bytes as they pass and the object becomes visible only when it is finished.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use md5::Md5;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
+use sha1::Sha1;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+/// Object keys. Firmware images get a fresh key per upload, so a reader of the previous
+/// image is never cut off by a replacement.
+pub mod keys {
+    pub fn image(firmware_id: &str, upload_id: &str) -> String {
+        format!("images/{firmware_id}/{upload_id}")
+    }
+
+    /// Written at start-up; `readyz` reads its metadata to check the store answers.
+    pub const READY_MARKER: &str = ".devicehub";
+}
+
+#[derive(Clone)]
+pub struct Storage {
+    store: Arc<dyn ObjectStore>,
+    description: String,
+}
+
+/// What a finished write knows about the bytes it stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredObject {
+    pub key: String,
+    pub size: u64,
+    pub sha256: String,
+    pub sha1: String,
+    pub md5: String,
+}
+
+impl Storage {
+    /// `memory://`, `file:///abs/dir`, or a plain directory path.
+    pub fn from_url(url: &str) -> anyhow::Result<Storage> {
+        if url == "memory://" {
+            return Ok(Storage { store: Arc::new(object_store::memory::InMemory::new()), description: url.to_owned() });
+        }
+        if url.contains("://") && !url.starts_with("file://") {
+            anyhow::bail!("unsupported object store {url:?} (expected a directory, file:///dir or memory://)");
+        }
+        let dir = url.strip_prefix("file://").unwrap_or(url);
+        std::fs::create_dir_all(dir).with_context(|| format!("creating object store directory {dir}"))?;
+        let store = object_store::local::LocalFileSystem::new_with_prefix(dir)
+            .with_context(|| format!("opening object store directory {dir}"))?
+            .with_automatic_cleanup(true);
+        Ok(Storage { store: Arc::new(store), description: format!("file://{dir}") })
+    }
+
+    pub fn describe(&self) -> &str {
+        &self.description
+    }
+
+    pub fn inner(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// Starts a streaming write of at most `limit` bytes to `key`.
+    pub async fn writer(&self, key: &str, limit: u64) -> Result<ObjectWriter> {
+        let path = ObjectPath::from(key);
+        let upload = self.store.put_multipart(&path).await?;
+        Ok(ObjectWriter {
+            upload: WriteMultipart::new(upload),
+            key: key.to_owned(),
+            limit,
+            size: 0,
+            sha256: Sha256::new(),
+            sha1: Sha1::new(),
+            md5: Md5::new(),
+        })
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<()> {
+        match self.store.delete(&ObjectPath::from(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Size of the object, or `None` when it does not exist.
+    pub async fn size(&self, key: &str) -> Result<Option<u64>> {
+        match self.store.head(&ObjectPath::from(key)).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
+        self.store.put(&ObjectPath::from(key), bytes.into()).await?;
+        Ok(())
+    }
+
+    /// Whether the store answers at all: any answer, even "not found", counts.
+    pub async fn ping(&self) -> Result<()> {
+        self.size(keys::READY_MARKER).await.map(drop)
+    }
+}
+
+/// A streaming write. Dropping it without [`ObjectWriter::finish`] leaves nothing visible;
+/// [`ObjectWriter::abort`] also cleans up the parts already written.
+pub struct ObjectWriter {
+    upload: WriteMultipart,
+    key: String,
+    limit: u64,
+    size: u64,
+    sha256: Sha256,
+    sha1: Sha1,
+    md5: Md5,
+}
+
+/// How many part uploads may be in flight before `write` waits (back-pressure).
+const MAX_PARTS_IN_FLIGHT: usize = 4;
+
+impl ObjectWriter {
+    /// Appends bytes. Past the limit the write is aborted and nothing is kept.
+    pub async fn write(&mut self, chunk: &[u8]) -> Result<()> {
+        self.size += chunk.len() as u64;
+        if self.size > self.limit {
+            return Err(Error::PayloadTooLarge(format!("the object is larger than the limit of {} bytes", self.limit)));
+        }
+        self.sha256.update(chunk);
+        self.sha1.update(chunk);
+        self.md5.update(chunk);
+        self.upload.wait_for_capacity(MAX_PARTS_IN_FLIGHT).await?;
+        self.upload.write(chunk);
+        Ok(())
+    }
+
+    pub fn bytes_written(&self) -> u64 {
+        self.size
+    }
+
+    /// The SHA-256 so far (hex), without finishing; lets a caller check before committing.
+    pub fn sha256_hex(&self) -> String {
+        hex::encode(self.sha256.clone().finalize())
+    }
+
+    pub async fn finish(self) -> Result<StoredObject> {
+        self.upload.finish().await?;
+        Ok(StoredObject {
+            key: self.key,
+            size: self.size,
+            sha256: hex::encode(self.sha256.finalize()),
+            sha1: hex::encode(self.sha1.finalize()),
+            md5: hex::encode(self.md5.finalize()),
+        })
+    }
+
+    pub async fn abort(self) {
+        if let Err(e) = self.upload.abort().await {
+            tracing::warn!(key = %self.key, error = %e, "aborting an object upload failed");
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! The real binary as a user runs it: first start, printed admin token, the walkthrough
+//! of the foundation issue, a hard kill and a restart that keeps everything, and the CLI.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, TestEnv, pseudo_random, sha256_hex};
+
+crate::on_both_backends!(first_start_walkthrough_and_restart, configured_admin_token_and_cli);
+
+const BIN: &str = env!("CARGO_BIN_EXE_devicehub");
+
+/// A running `devicehub serve` child process.
+struct Server {
+    child: Child,
+    base: String,
+    /// What it printed before "listening" (the bootstrap token, if any).
+    banner: String,
+}
+
+fn command(env: &TestEnv) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("DEVICEHUB_DATA_DIR", env.dir.path())
+        .env("DEVICEHUB_LISTEN", "127.0.0.1:0")
+        .env("DEVICEHUB_HTTP_WORKERS", "1")
+        .env("RUST_LOG", "warn")
+        .current_dir(env.dir.path());
+    if env.backend == Backend::Postgres {
+        cmd.env("DATABASE_URL", &env.database_url);
+    }
+    cmd
+}
+
+impl Server {
+    fn start(mut cmd: Command) -> Server {
+        let stderr = if std::env::var_os("TEST_LOG").is_some() { Stdio::inherit() } else { Stdio::null() };
+        let mut child = cmd.stdout(Stdio::piped()).stderr(stderr).spawn().expect("spawn devicehub");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let mut banner = String::new();
+        let base = loop {
+            let line = lines.next().expect("devicehub exited before listening").expect("read stdout");
+            if let Some(url) = line.strip_prefix("devicehub listening on ") {
+                break url.trim_end_matches('/').to_owned();
+            }
+            banner.push_str(&line);
+            banner.push('\n');
+        };
+        // keep draining stdout so the child never blocks on a full pipe
+        std::thread::spawn(move || for _ in lines {});
+        Server { child, base, banner }
+    }
+
+    /// A crash, not a polite stop: SIGKILL.
+    fn kill(mut self) {
+        self.child.kill().expect("kill");
+        self.child.wait().expect("wait");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn call(
+    client: &reqwest::Client,
+    server: &Server,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req =
+        client.request(method, format!("{}{path}", server.base)).header("Authorization", format!("Token {token}"));
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.expect("request");
+    let status = r.status().as_u16();
+    let bytes = r.bytes().await.expect("body");
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+async fn first_start_walkthrough_and_restart(backend: Backend) {
+    let env = TestEnv::new(backend);
+    let server = Server::start(command(&env));
+    let token = server
+        .banner
+        .split_whitespace()
+        .find(|w| w.starts_with("dh_"))
+        .unwrap_or_else(|| panic!("no admin token printed:\n{}", server.banner))
+        .trim_end_matches(['\'', '.'])
+        .to_owned();
+    let client = reqwest::Client::new();
+    let post = |path: &'static str, body: Value| {
+        let (client, server, token) = (&client, &server, &token);
+        async move { call(client, server, token, Method::POST, path, Some(body)).await }
+    };
+    assert_eq!(post("/api/v1/products/", json!({"tid": "P1", "name": "one"})).await.0, 201);
+    assert_eq!(post("/api/v1/models/", json!({"tid": "CAFEBABE", "name": "m", "product": "P1"})).await.0, 201);
+    assert_eq!(post("/api/v1/channels/", json!({"tid": "BAADFOOD", "name": "stable", "product": "P1"})).await.0, 201);
+    assert_eq!(post("/api/v1/delivery-methods/", json!({"tid": "DEADBEEF", "name": "http"})).await.0, 201);
+    assert_eq!(
+        post(
+            "/api/v1/delivery-procedures/",
+            json!({"tid": "dp-handle", "name": "p", "delivery_method": "DEADBEEF", "confirm": true})
+        )
+        .await
+        .0,
+        201
+    );
+    let (status, fw) =
+        post("/api/v1/firmware/", json!({"model": "CAFEBABE", "version": "0.2.0", "channels": ["BAADFOOD"]})).await;
+    assert_eq!(status, 201);
+    let id = fw["id"].as_str().unwrap().to_owned();
+    let image = pseudo_random(5 * 1024 * 1024 + 3, 42);
+    let r = client
+        .put(format!("{}/api/v1/firmware/{id}/image", server.base))
+        .header("Authorization", format!("Token {token}"))
+        .body(image.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let uploaded: Value = r.json().await.unwrap();
+    assert_eq!(uploaded["size"], image.len());
+    assert_eq!(uploaded["sha256"], sha256_hex(&image));
+    assert_eq!(uploaded["md5"], hex::encode(<md5::Md5 as md5::Digest>::digest(&image)));
+    let (status, released) =
+        call(&client, &server, &token, Method::POST, &format!("/api/v1/firmware/{id}/release"), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(released["state"], "released");
+
+    // crash and start again: same token, same catalog, same image
+    server.kill();
+    let server = Server::start(command(&env));
+    assert!(!server.banner.contains("dh_"), "a second start must not create another admin:\n{}", server.banner);
+    let (status, fw) = call(&client, &server, &token, Method::GET, &format!("/api/v1/firmware/{id}"), None).await;
+    assert_eq!(status, 200, "{fw}");
+    assert_eq!(fw["state"], "released");
+    assert_eq!(fw["sha256"], sha256_hex(&image));
+    let (_, procs) = call(&client, &server, &token, Method::GET, "/api/v1/delivery-procedures/dp-handle", None).await;
+    assert_eq!(procs["confirm"], true);
+    let stored = crate::helpers::files_under(&env.objects_dir().join("images"));
+    assert_eq!(stored.len(), 1);
+    assert_eq!(sha256_hex(&std::fs::read(&stored[0]).unwrap()), sha256_hex(&image));
+    server.kill();
+}
+
+async fn configured_admin_token_and_cli(backend: Backend) {
+    let env = TestEnv::new(backend);
+    let given = "dh_given_admin_token_for_this_test_000000";
+
+    // `migrate` on a fresh database, twice
+    for _ in 0..2 {
+        let out = command(&env).arg("migrate").output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    let mut cmd = command(&env);
+    cmd.env("DEVICEHUB_ADMIN_TOKEN", given);
+    let server = Server::start(cmd);
+    assert!(!server.banner.contains("dh_"), "a configured token is not printed");
+    let client = reqwest::Client::new();
+    assert_eq!(call(&client, &server, given, Method::GET, "/api/v1/users/me", None).await.0, 200);
+    assert_eq!(
+        call(&client, &server, given, Method::POST, "/api/v1/products", Some(json!({"tid": "P1", "name": "p"})))
+            .await
+            .0,
+        201
+    );
+
+    // the CLI works beside a running server on the same database
+    let out = command(&env)
+        .args(["admin", "create-user", "bootloader", "--role", "device", "--product", "P1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = command(&env).args(["admin", "create-token", "bootloader", "--name", "field"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let device_token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(device_token.starts_with("dh_"));
+    let (status, me) = call(&client, &server, &device_token, Method::GET, "/api/v1/users/me", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(me["username"], "bootloader");
+    // a device may not read the catalog
+    assert_eq!(call(&client, &server, &device_token, Method::GET, "/api/v1/products/P1", None).await.0, 403);
+
+    let out = command(&env).args(["admin", "create-token", "nobody"]).output().unwrap();
+    assert!(!out.status.success());
+
+    // healthcheck against the running server
+    let port = server.base.rsplit(':').next().unwrap().to_owned();
+    let out = command(&env).env("DEVICEHUB_LISTEN", format!("127.0.0.1:{port}")).arg("healthcheck").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let help = command(&env).arg("--help").output().unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    for word in ["serve", "migrate", "admin", "DATABASE_URL", "DEVICEHUB_ADMIN_TOKEN"] {
+        assert!(help.contains(word), "--help does not mention {word}");
+    }
+    let bad = command(&env).env("DEVICEHUB_MAX_IMAGE_SIZE", "lots").output().unwrap();
+    assert_eq!(bad.status.code(), Some(2), "a bad setting is a clear start-up error");
+    server.kill();
+}
