@@ -19,6 +19,14 @@ Configuration (built-in defaults < config file < environment):
   DEVICEHUB_DB_POOL_SIZE    database connections            [default: 8]
   DEVICEHUB_HTTP_WORKERS    HTTP worker threads             [default: number of CPUs]
   DEVICEHUB_LOG_FORMAT      pretty or json                  [default: pretty]
+  DEVICEHUB_WORKERS         pipeline workers in `serve`     [default: 2]
+  DEVICEHUB_JOB_LEASE_SECS  a crashed worker's job is retried after this    [default: 30]
+  DEVICEHUB_JOB_MAX_ATTEMPTS  pipeline attempts before a session fails     [default: 3]
+  DEVICEHUB_QUEUE_LIMIT     queued jobs before new ones fail               [default: 1000]
+  DEVICEHUB_POLL_INTERVAL_MS  how often workers and timers look for work   [default: 1000]
+  DEVICEHUB_LINK_TTL_SECS   lifetime of a download link                    [default: 3600]
+  DEVICEHUB_TIMEOUT_<STATE> session lifetime per state, seconds (READY, UP_TO_DATE, QUEUED,
+                            PROCESSING, CREATED, SUCCESS, FAIL, UNCONFIRMED) [ready: 900]
   RUST_LOG                  log filter                      [default: info]
 The config file (TOML) uses the same names in lower case without the prefix,
 e.g. listen = \"0.0.0.0:8080\".";
@@ -51,6 +59,8 @@ pub enum Command {
     /// Manage people from the command line (works without a running server).
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Run only the pipeline workers and the session timers (no HTTP).
+    Worker,
     /// Exit 0 if the server on the configured address answers /healthz (for container health checks).
     Healthcheck,
 }

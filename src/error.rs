@@ -41,6 +41,9 @@ pub enum Error {
     /// 416: a byte range outside the object; `size` goes into `Content-Range: bytes */size`.
     #[error("range not satisfiable for an object of {size} bytes")]
     RangeNotSatisfiable { size: u64 },
+    /// 416: several ranges in one request; refused (RFC 9110 §15.5.17 allows it), one at a time works.
+    #[error("only one byte range per request is supported; ask for the ranges one by one")]
+    MultipleRanges { size: u64 },
     /// 422: well-formed but semantically wrong (checksum mismatch, image missing).
     #[error("{detail}")]
     Unprocessable { code: &'static str, detail: String },
@@ -103,7 +106,7 @@ impl Error {
             Error::Gone(_) => 410,
             Error::PayloadTooLarge(_) => 413,
             Error::UnsupportedMediaType(_) => 415,
-            Error::RangeNotSatisfiable { .. } => 416,
+            Error::RangeNotSatisfiable { .. } | Error::MultipleRanges { .. } => 416,
             Error::Unprocessable { .. } => 422,
             Error::TooManyRequests(_) => 429,
             Error::Unavailable(_) => 503,
@@ -123,6 +126,7 @@ impl Error {
             Error::PayloadTooLarge(_) => "payload_too_large",
             Error::UnsupportedMediaType(_) => "unsupported_media_type",
             Error::RangeNotSatisfiable { .. } => "range_not_satisfiable",
+            Error::MultipleRanges { .. } => "multiple_ranges",
             Error::Unprocessable { code, .. } => code,
             Error::TooManyRequests(_) => "too_many_requests",
             Error::Unavailable(_) => "unavailable",
@@ -142,7 +146,7 @@ impl Error {
         body.insert("detail".into(), detail.into());
         match self {
             Error::Conflict { extra, .. } => body.extend(extra.clone()),
-            Error::RangeNotSatisfiable { size } => {
+            Error::RangeNotSatisfiable { size } | Error::MultipleRanges { size } => {
                 body.insert("size".into(), (*size).into());
             }
             _ => {}
@@ -175,6 +179,12 @@ impl From<diesel::result::Error> for Error {
 impl From<r2d2::Error> for Error {
     fn from(err: r2d2::Error) -> Self {
         Error::Unavailable(format!("database unavailable: {err}"))
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(err: std::io::Error) -> Self {
+        Error::Internal(anyhow::Error::new(err).context("I/O failed"))
     }
 }
 

@@ -46,6 +46,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             let (db, _) = startup::open(&settings).await?;
             admin(db, cmd).await
         }
+        Command::Worker => startup::run_workers(settings).await,
         Command::Healthcheck => healthcheck(&settings.listen).await,
     }
 }

@@ -12,6 +12,13 @@
 //! | `db_pool_size` | `DEVICEHUB_DB_POOL_SIZE` | `8` |
 //! | `http_workers` | `DEVICEHUB_HTTP_WORKERS` | number of CPUs |
 //! | `log_format` | `DEVICEHUB_LOG_FORMAT` | `pretty` (`json` for containers) |
+//! | `workers` | `DEVICEHUB_WORKERS` | `2` pipeline workers in `serve` (0: none, run `devicehub worker` elsewhere) |
+//! | `job_lease_secs` | `DEVICEHUB_JOB_LEASE_SECS` | `30`: a crashed worker's job is retried after this |
+//! | `job_max_attempts` | `DEVICEHUB_JOB_MAX_ATTEMPTS` | `3` |
+//! | `queue_limit` | `DEVICEHUB_QUEUE_LIMIT` | `1000` queued jobs; more fail with a queueing error |
+//! | `poll_interval_ms` | `DEVICEHUB_POLL_INTERVAL_MS` | `1000`: how often workers and timers look for work |
+//! | `link_ttl_secs` | `DEVICEHUB_LINK_TTL_SECS` | `3600`: lifetime of a download link |
+//! | `timeout_<state>` | `DEVICEHUB_TIMEOUT_<STATE>` | per session state, seconds; see `domain::procedure::Timeouts` |
 //!
 //! The config file is `--config FILE` / `DEVICEHUB_CONFIG`, else `./devicehub.toml` when it
 //! exists. `RUST_LOG` sets the log filter (default `info`).
@@ -23,6 +30,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use serde::Deserialize;
 use url::Url;
+
+use crate::domain::procedure::Timeouts;
 
 /// A secret that never shows in logs or `Debug` output.
 #[derive(Clone, PartialEq, Eq)]
@@ -64,6 +73,14 @@ pub struct Settings {
     pub db_pool_size: u32,
     pub http_workers: usize,
     pub log_format: LogFormat,
+    pub workers: usize,
+    pub job_lease_secs: u64,
+    pub job_max_attempts: u32,
+    pub queue_limit: u64,
+    pub poll_interval_ms: u64,
+    pub link_ttl_secs: u64,
+    /// Server-wide session lifetimes; a procedure's own timeouts override them.
+    pub timeouts: Timeouts,
 }
 
 impl fmt::Debug for Settings {
@@ -79,6 +96,13 @@ impl fmt::Debug for Settings {
             .field("db_pool_size", &self.db_pool_size)
             .field("http_workers", &self.http_workers)
             .field("log_format", &self.log_format)
+            .field("workers", &self.workers)
+            .field("job_lease_secs", &self.job_lease_secs)
+            .field("job_max_attempts", &self.job_max_attempts)
+            .field("queue_limit", &self.queue_limit)
+            .field("poll_interval_ms", &self.poll_interval_ms)
+            .field("link_ttl_secs", &self.link_ttl_secs)
+            .field("timeouts", &self.timeouts)
             .finish()
     }
 }
@@ -107,6 +131,20 @@ struct RawSettings {
     db_pool_size: Option<u32>,
     http_workers: Option<usize>,
     log_format: Option<LogFormat>,
+    workers: Option<usize>,
+    job_lease_secs: Option<u64>,
+    job_max_attempts: Option<u32>,
+    queue_limit: Option<u64>,
+    poll_interval_ms: Option<u64>,
+    link_ttl_secs: Option<u64>,
+    timeout_up_to_date: Option<u64>,
+    timeout_ready: Option<u64>,
+    timeout_queued: Option<u64>,
+    timeout_processing: Option<u64>,
+    timeout_created: Option<u64>,
+    timeout_success: Option<u64>,
+    timeout_fail: Option<u64>,
+    timeout_unconfirmed: Option<u64>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -181,6 +219,23 @@ impl Settings {
             db_pool_size: raw.db_pool_size.unwrap_or(8),
             http_workers,
             log_format: raw.log_format.unwrap_or(LogFormat::Pretty),
+            workers: raw.workers.unwrap_or(2),
+            job_lease_secs: raw.job_lease_secs.unwrap_or(30),
+            job_max_attempts: raw.job_max_attempts.unwrap_or(3),
+            queue_limit: raw.queue_limit.unwrap_or(1000),
+            poll_interval_ms: raw.poll_interval_ms.unwrap_or(1000),
+            link_ttl_secs: raw.link_ttl_secs.unwrap_or(3600),
+            timeouts: Timeouts {
+                up_to_date: raw.timeout_up_to_date,
+                ready: raw.timeout_ready,
+                queued: raw.timeout_queued,
+                processing: raw.timeout_processing,
+                created: raw.timeout_created,
+                success: raw.timeout_success,
+                fail: raw.timeout_fail,
+                unconfirmed: raw.timeout_unconfirmed,
+            }
+            .or(Timeouts::server_defaults()),
         };
         settings.validate()?;
         Ok(settings)
@@ -203,6 +258,15 @@ impl Settings {
         if self.max_image_size == 0 {
             bail!("max_image_size must be at least 1 byte");
         }
+        if self.job_lease_secs == 0
+            || self.job_max_attempts == 0
+            || self.poll_interval_ms == 0
+            || self.link_ttl_secs == 0
+        {
+            bail!("job_lease_secs, job_max_attempts, poll_interval_ms and link_ttl_secs must be at least 1");
+        }
+        let timeouts = serde_json::to_value(self.timeouts).context("timeouts")?;
+        Timeouts::parse(&timeouts).map_err(|e| anyhow::anyhow!("session timeouts: {e}"))?;
         if let Some(token) = &self.admin_token
             && token.expose().len() < 16
         {
@@ -265,6 +329,11 @@ mod tests {
         assert_eq!(s.database_url, "postgres://u:pw@localhost/db");
         assert_eq!(s.public_url.as_ref().map(Url::as_str), Some("https://fw.example.com/hub/"));
         assert!(!format!("{s:?}").contains("pw@"), "Debug must redact the password");
+        let e = env(&[("DEVICEHUB_TIMEOUT_READY", "60"), ("DEVICEHUB_WORKERS", "0")]);
+        let s = Settings::from_sources(None, &e)?;
+        assert_eq!(s.timeouts.ready, Some(60));
+        assert_eq!(s.timeouts.created, Some(86400), "unset timeouts keep the defaults");
+        assert_eq!(s.workers, 0);
         Ok(())
     }
 

@@ -11,6 +11,7 @@ use url::Url;
 
 use crate::db::Db;
 use crate::service::auth::{self, Bootstrap};
+use crate::service::links::{self, LinkSigner};
 use crate::settings::{Settings, parse_public_url};
 use crate::state::AppState;
 use crate::storage::{Storage, keys};
@@ -19,6 +20,8 @@ pub struct Application {
     port: u16,
     server: Server,
     state: AppState,
+    /// Pipeline workers and timers; they stop when the server does.
+    background: tokio::task::JoinSet<()>,
 }
 
 /// Opens the database (migrating it) and the object store: what every role of the binary needs.
@@ -58,7 +61,8 @@ impl Application {
             Some(url) => url.clone(),
             None => default_public_url(addr)?,
         };
-        let state = AppState { db, storage, settings: Arc::new(settings), public_url };
+        let state = shared_state(db, storage, settings, public_url).await?;
+        let background = crate::jobs::spawn(&state, state.settings.workers);
 
         let app_state = state.clone();
         let server = HttpServer::new(move || {
@@ -73,7 +77,7 @@ impl Application {
         .run();
 
         tracing::info!(address = %addr, public_url = %state.public_url, "listening");
-        Ok(Application { port: addr.port(), server, state })
+        Ok(Application { port: addr.port(), server, state, background })
     }
 
     pub fn port(&self) -> u16 {
@@ -90,7 +94,61 @@ impl Application {
 
     /// Serves until SIGINT/SIGTERM (or a stop through the handle), then drains.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let _background = self.background;
         self.server.await
+    }
+}
+
+/// The state every door and worker shares, with the link-signing key every instance agrees on.
+pub async fn shared_state(db: Db, storage: Storage, settings: Settings, public_url: Url) -> anyhow::Result<AppState> {
+    let secret = db
+        .run(|conn| Ok(crate::db::secret::get_or_create(conn, links::SECRET_NAME, LinkSigner::generate_secret)?))
+        .await?;
+    let key = hex::decode(&secret).context("the stored download-link key is not hex")?;
+    Ok(AppState {
+        db,
+        storage,
+        settings: Arc::new(settings),
+        public_url,
+        links: LinkSigner::new(&key),
+        jobs_ready: Arc::new(tokio::sync::Notify::new()),
+    })
+}
+
+/// Runs only the workers and timers, until SIGINT/SIGTERM (`devicehub worker`).
+pub async fn run_workers(settings: Settings) -> anyhow::Result<()> {
+    let (db, storage) = open(&settings).await?;
+    let public_url = match &settings.public_url {
+        Some(url) => url.clone(),
+        None => parse_public_url(&format!("http://{}/", settings.listen))?,
+    };
+    let workers = settings.workers.max(1);
+    let state = shared_state(db, storage, settings, public_url).await?;
+    let _background = crate::jobs::spawn(&state, workers);
+    shutdown_signal().await;
+    tracing::info!("stopping workers");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
     }
 }
 

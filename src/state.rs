@@ -3,9 +3,11 @@
 
 use std::sync::Arc;
 
+use tokio::sync::Notify;
 use url::Url;
 
 use crate::db::Db;
+use crate::service::links::LinkSigner;
 use crate::settings::Settings;
 use crate::storage::Storage;
 
@@ -16,6 +18,11 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Base of links handed out, always ending in `/`.
     pub public_url: Url,
+    /// Signs and checks download links.
+    pub links: LinkSigner,
+    /// Poked when a job is enqueued, so local workers start at once; workers of other
+    /// instances find it on their next poll.
+    pub jobs_ready: Arc<Notify>,
 }
 
 impl AppState {

@@ -2,15 +2,19 @@
 //! [`Db::run`], which moves blocking diesel work off the async executor threads.
 //! Queries live next to their table (`db::<table>`); protocols never write SQL.
 
+pub mod artifact;
 pub mod channel;
 pub mod conn;
 pub mod delivery;
 pub mod device;
 pub mod firmware;
 pub mod grant;
+pub mod job;
 pub mod model;
 pub mod product;
 pub mod schema;
+pub mod secret;
+pub mod session;
 pub mod token;
 pub mod user;
 

@@ -144,6 +144,94 @@ diesel::joinable!(devices -> products (product_id));
 diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(grants -> users (user_id));
 
+diesel::table! {
+    counters (name) {
+        name -> Text,
+        value -> BigInt,
+    }
+}
+
+diesel::table! {
+    sessions (id) {
+        id -> Text,
+        number -> BigInt,
+        state -> Text,
+        creator_id -> Text,
+        product_id -> Text,
+        model_id -> Text,
+        channel_id -> Nullable<Text>,
+        device_id -> Nullable<Text>,
+        procedure_id -> Text,
+        current_firmware_id -> Nullable<Text>,
+        current_version -> Nullable<Text>,
+        target_firmware_id -> Nullable<Text>,
+        steps -> Text,
+        confirm -> Bool,
+        timeouts -> Text,
+        payload -> Nullable<Text>,
+        artifact_key -> Nullable<Text>,
+        artifact_sha256 -> Nullable<Text>,
+        fail_reason -> Nullable<Text>,
+        expires_at -> Nullable<Timestamp>,
+        expired_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    session_events (id) {
+        id -> Text,
+        session_id -> Text,
+        at -> Timestamp,
+        kind -> Text,
+        from_state -> Nullable<Text>,
+        to_state -> Nullable<Text>,
+        message -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    jobs (id) {
+        id -> Text,
+        kind -> Text,
+        session_id -> Nullable<Text>,
+        payload -> Text,
+        run_at -> Timestamp,
+        attempts -> Integer,
+        max_attempts -> Integer,
+        lease_owner -> Nullable<Text>,
+        lease_until -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    artifacts (cache_key) {
+        cache_key -> Text,
+        object_key -> Text,
+        size -> BigInt,
+        sha256 -> Text,
+        sha1 -> Text,
+        md5 -> Text,
+        extras -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    server_secrets (name) {
+        name -> Text,
+        value -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(sessions -> users (creator_id));
+diesel::joinable!(session_events -> sessions (session_id));
+diesel::joinable!(jobs -> sessions (session_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
     products,
     models,
@@ -156,4 +244,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     users,
     api_tokens,
     grants,
+    counters,
+    sessions,
+    session_events,
+    jobs,
+    artifacts,
+    server_secrets,
 );

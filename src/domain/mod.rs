@@ -4,4 +4,6 @@
 pub mod ids;
 pub mod procedure;
 pub mod rights;
+pub mod selection;
+pub mod session;
 pub mod version;

@@ -22,7 +22,7 @@ impl ResponseError for Error {
         }
         let mut response = HttpResponse::build(self.status_code());
         match self {
-            Error::RangeNotSatisfiable { size } => {
+            Error::RangeNotSatisfiable { size } | Error::MultipleRanges { size } => {
                 response.insert_header((header::CONTENT_RANGE, format!("bytes */{size}")));
             }
             Error::Unauthorized(_) => {

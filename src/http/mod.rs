@@ -3,10 +3,12 @@
 
 pub mod api;
 pub mod auth;
+pub mod download;
 pub mod errors;
 pub mod health;
 pub mod pages;
 pub mod pagination;
+pub mod range;
 
 use actix_web::middleware::{ErrorHandlers, NormalizePath, TrailingSlash};
 use actix_web::{http::StatusCode, web};

@@ -297,6 +297,27 @@ pub async fn release(state: &AppState, actor: &Actor, id: String) -> Result<Firm
         .await
 }
 
+/// The stored image of a firmware, for readers of its product.
+pub async fn image(state: &AppState, actor: &Actor, id: String) -> Result<crate::storage::Blob> {
+    let actor = actor.clone();
+    state
+        .db
+        .run(move |conn| {
+            let (f, product) = find_with_product(conn, &id)?;
+            actor.require_in(Action::Read, &product)?;
+            let (Some(key), Some(size), Some(sha256)) = (f.object_key, f.size, f.sha256) else {
+                return Err(Error::not_found("the firmware has no image yet; its image"));
+            };
+            Ok(crate::storage::Blob {
+                key,
+                size: u64::try_from(size).unwrap_or_default(),
+                sha256,
+                filename: f.filename.unwrap_or_else(|| "firmware.bin".into()),
+            })
+        })
+        .await
+}
+
 /// What a client may say about the image it uploads.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

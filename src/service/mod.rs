@@ -5,7 +5,9 @@ pub mod auth;
 pub mod catalog;
 pub mod devices;
 pub mod firmware;
+pub mod links;
 pub mod people;
+pub mod sessions;
 
 use serde::{Deserialize, Deserializer, Serialize};
 

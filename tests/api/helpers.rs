@@ -102,6 +102,8 @@ impl TestEnv {
         s.admin_token = Some(Secret::new(ADMIN_TOKEN));
         s.http_workers = 1;
         s.db_pool_size = 4;
+        // look for jobs and timers often, so tests do not wait
+        s.poll_interval_ms = 100;
         s
     }
 
@@ -271,6 +273,58 @@ impl TestApp {
             self.post(&format!("/api/v1/firmware/{id}/release"), json!({})).await.expect(200);
         }
         id
+    }
+}
+
+/// Seed 003's request body, with the given current version.
+pub fn seed_request(current: &str) -> Value {
+    json!({
+        "model": "CAFEBABE",
+        "device_id": "my-device-id",
+        "delivery_method": "DEADBEEF",
+        "delivery_procedure_tid": "dp-handle",
+        "current_channel": "BAADFOOD",
+        "current_firmware_version": current,
+        "allow_draft_firmware": false,
+    })
+}
+
+impl TestApp {
+    /// `POST /api/v1/firmware-update/request` as the admin.
+    pub async fn request_update(&self, body: Value) -> Resp {
+        self.post("/api/v1/firmware-update/request", body).await
+    }
+
+    pub async fn session(&self, id: &str) -> Resp {
+        self.get(&format!("/api/v1/firmware-update/{id}/")).await
+    }
+
+    pub async fn start_session(&self, id: &str) -> Resp {
+        self.call(Method::POST, &format!("/api/v1/firmware-update/{id}/start"), Some(ADMIN_TOKEN), None).await
+    }
+
+    pub async fn confirm_session(&self, id: &str, success: bool) -> Resp {
+        self.post(&format!("/api/v1/firmware-update/{id}/confirm"), json!({"success": success})).await
+    }
+
+    /// Polls the session until its state is one of `states` (panics after 30 s).
+    pub async fn wait_for_state(&self, id: &str, states: &[&str]) -> Resp {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let r = self.session(id).await;
+            if r.status == 200 && states.contains(&r.body["state"].as_str().unwrap_or_default()) {
+                return r;
+            }
+            assert!(std::time::Instant::now() < deadline, "session {id} never reached {states:?}; last: {}", r.body);
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// A session in `created` (or `success` without a confirm step), started and processed.
+    pub async fn ready_deliverable(&self, current: &str) -> Resp {
+        let id = self.request_update(seed_request(current)).await.expect(201).id();
+        self.start_session(&id).await.expect(200);
+        self.wait_for_state(&id, &["created", "success"]).await
     }
 }
 

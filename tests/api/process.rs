@@ -9,7 +9,11 @@ use serde_json::{Value, json};
 
 use crate::helpers::{Backend, TestEnv, pseudo_random, sha256_hex};
 
-crate::on_both_backends!(first_start_walkthrough_and_restart, configured_admin_token_and_cli);
+crate::on_both_backends!(
+    first_start_walkthrough_and_restart,
+    configured_admin_token_and_cli,
+    a_killed_worker_process_is_replaced
+);
 
 const BIN: &str = env!("CARGO_BIN_EXE_devicehub");
 
@@ -209,5 +213,108 @@ async fn configured_admin_token_and_cli(backend: Backend) {
     }
     let bad = command(&env).env("DEVICEHUB_MAX_IMAGE_SIZE", "lots").output().unwrap();
     assert_eq!(bad.status.code(), Some(2), "a bad setting is a clear start-up error");
+    server.kill();
+}
+
+/// A `devicehub worker` process (no HTTP).
+fn spawn_worker(env: &TestEnv) -> Child {
+    let stderr = if std::env::var_os("TEST_LOG").is_some() { Stdio::inherit() } else { Stdio::null() };
+    command(env)
+        .arg("worker")
+        .env("DEVICEHUB_JOB_LEASE_SECS", "2")
+        .env("DEVICEHUB_POLL_INTERVAL_MS", "100")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .expect("spawn devicehub worker")
+}
+
+/// The pipeline runs in a separate worker process that is SIGKILLed in the middle of a
+/// long step; a second worker process takes the job over when the lease runs out and
+/// finishes it. The API server runs no workers of its own.
+async fn a_killed_worker_process_is_replaced(backend: Backend) {
+    let env = TestEnv::new(backend);
+    let token = "dh_worker_test_admin_token_000000000";
+    let mut cmd = command(&env);
+    cmd.env("DEVICEHUB_ADMIN_TOKEN", token).env("DEVICEHUB_WORKERS", "0").env("DEVICEHUB_POLL_INTERVAL_MS", "100");
+    let server = Server::start(cmd);
+    let client = reqwest::Client::new();
+    let post = |path: &'static str, body: Value| {
+        let (client, server) = (&client, &server);
+        async move { call(client, server, token, Method::POST, path, Some(body)).await }
+    };
+    post("/api/v1/products", json!({"tid": "P1", "name": "one"})).await;
+    post("/api/v1/models", json!({"tid": "CAFEBABE", "name": "m", "product": "P1"})).await;
+    post("/api/v1/channels", json!({"tid": "BAADFOOD", "name": "stable", "product": "P1"})).await;
+    post("/api/v1/delivery-methods", json!({"tid": "DEADBEEF", "name": "http"})).await;
+    // level-9 gzip of incompressible data: slow enough to be killed in the middle
+    let (status, _) = post(
+        "/api/v1/delivery-procedures",
+        json!({"tid": "dp-handle", "name": "p", "delivery_method": "DEADBEEF", "confirm": true, "steps": [{"type": "gzip", "level": 9}]}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (_, fw) =
+        post("/api/v1/firmware", json!({"model": "CAFEBABE", "version": "1.0.0", "channels": ["BAADFOOD"]})).await;
+    let fw = fw["id"].as_str().unwrap().to_owned();
+    let image = pseudo_random(64 * 1024 * 1024, 77);
+    let r = client
+        .put(format!("{}/api/v1/firmware/{fw}/image", server.base))
+        .header("Authorization", format!("Token {token}"))
+        .body(image.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    call(&client, &server, token, Method::POST, &format!("/api/v1/firmware/{fw}/release"), None).await;
+    let (status, session) = post("/api/v1/firmware-update/request", crate::helpers::seed_request("0.1.0")).await;
+    assert_eq!(status, 201, "{session}");
+    let id = session["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/firmware-update/{id}");
+    assert_eq!(call(&client, &server, token, Method::POST, &format!("{path}/start"), None).await.1["state"], "queued");
+
+    let state = |client: &reqwest::Client| {
+        let (client, server, path) = (client.clone(), &server, path.clone());
+        async move { call(&client, server, token, Method::GET, &path, None).await.1 }
+    };
+    let mut first = spawn_worker(&env);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while state(&client).await["state"] != "processing" {
+        assert!(std::time::Instant::now() < deadline, "the first worker never claimed the job");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert_eq!(state(&client).await["state"], "processing", "the job must still be running when its worker dies");
+
+    let mut second = spawn_worker(&env);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let done = loop {
+        let s = state(&client).await;
+        if s["state"] == "created" {
+            break s;
+        }
+        assert_ne!(s["state"], "fail", "{s}");
+        assert!(std::time::Instant::now() < deadline, "the second worker never finished: {s}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    second.kill().unwrap();
+    second.wait().unwrap();
+
+    let (_, events) = call(&client, &server, token, Method::GET, &format!("{path}/events"), None).await;
+    let events = events.as_array().unwrap();
+    assert!(
+        events.iter().any(|e| e["kind"] == "takeover" && e["message"].as_str().unwrap().contains("attempt 2")),
+        "{events:?}"
+    );
+    // what the survivor produced is right: the gzip of the image
+    let link = done["payload"]["download_link"].as_str().unwrap();
+    let gz = client.get(link).send().await.unwrap().bytes().await.unwrap();
+    assert_eq!(done["payload"]["sha256"], sha256_hex(&gz));
+    let mut unzipped = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut unzipped).unwrap();
+    assert!(unzipped == image, "the deliverable is not the gzip of the image");
     server.kill();
 }

@@ -15,7 +15,12 @@ type Id = web::Path<String>;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/firmware").get(list).post(create))
         .service(web::resource("/firmware/{id}").get(get).patch(update).put(update).delete(delete))
-        .service(web::resource("/firmware/{id}/image").put(upload_image))
+        .service(
+            web::resource("/firmware/{id}/image")
+                .put(upload_image)
+                .route(web::get().to(download_image))
+                .route(web::head().to(download_image)),
+        )
         .service(web::resource("/firmware/{id}/release").post(release));
 }
 
@@ -55,6 +60,12 @@ async fn upload_image(
     let length =
         req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     Ok(HttpResponse::Ok().json(svc::upload_image(&s, &a, id.into_inner(), q.into_inner(), length, body).await?))
+}
+
+/// The stored image, whole or one byte range.
+async fn download_image(s: State, a: Actor, id: Id, req: HttpRequest) -> Result<HttpResponse> {
+    let blob = svc::image(&s, &a, id.into_inner()).await?;
+    Ok(crate::http::download::respond(&req, &s.storage, &blob).await?.0)
 }
 
 /// draft → released. Idempotent.

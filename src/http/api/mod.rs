@@ -4,6 +4,7 @@ mod catalog;
 mod devices;
 mod firmware;
 mod people;
+mod sessions;
 
 use actix_web::web;
 
@@ -11,5 +12,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.configure(catalog::configure)
         .configure(firmware::configure)
         .configure(devices::configure)
-        .configure(people::configure);
+        .configure(people::configure)
+        .configure(sessions::configure);
 }

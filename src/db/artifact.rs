@@ -1,0 +1,38 @@
+//! Pipeline outputs, content-addressed by a hash of their inputs.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::AnyConnection;
+use super::schema::artifacts;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = artifacts)]
+pub struct ArtifactRow {
+    pub cache_key: String,
+    pub object_key: String,
+    pub size: i64,
+    pub sha256: String,
+    pub sha1: String,
+    pub md5: String,
+    /// JSON object the steps add to the payload (e.g. a manifest).
+    pub extras: String,
+    pub created_at: NaiveDateTime,
+}
+
+pub fn find(conn: &mut AnyConnection, cache_key: &str) -> QueryResult<Option<ArtifactRow>> {
+    artifacts::table.find(cache_key).select(ArtifactRow::as_select()).first(conn).optional()
+}
+
+/// Records an output; if another worker recorded the same inputs first, keeps theirs.
+pub fn insert_or_keep(conn: &mut AnyConnection, row: &ArtifactRow) -> QueryResult<ArtifactRow> {
+    if let Some(existing) = find(conn, &row.cache_key)? {
+        return Ok(existing);
+    }
+    diesel::insert_into(artifacts::table).values(row).execute(conn)?;
+    Ok(row.clone())
+}
+
+pub fn delete(conn: &mut AnyConnection, cache_key: &str) -> QueryResult<usize> {
+    diesel::delete(artifacts::table.find(cache_key)).execute(conn)
+}

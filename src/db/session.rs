@@ -1,0 +1,171 @@
+//! Sessions and their events. A state change is always conditional on the state the
+//! caller saw (`… WHERE id = ? AND state = ?`), so a retried request or a second instance
+//! can never apply one transition twice.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::AnyConnection;
+use super::schema::{counters, session_events, sessions, users};
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = sessions)]
+pub struct Session {
+    pub id: String,
+    pub number: i64,
+    pub state: String,
+    pub creator_id: String,
+    pub product_id: String,
+    pub model_id: String,
+    pub channel_id: Option<String>,
+    pub device_id: Option<String>,
+    pub procedure_id: String,
+    pub current_firmware_id: Option<String>,
+    pub current_version: Option<String>,
+    pub target_firmware_id: Option<String>,
+    pub steps: String,
+    pub confirm: bool,
+    pub timeouts: String,
+    pub payload: Option<String>,
+    pub artifact_key: Option<String>,
+    pub artifact_sha256: Option<String>,
+    pub fail_reason: Option<String>,
+    pub expires_at: Option<NaiveDateTime>,
+    pub expired_at: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// What a transition writes besides the state.
+#[derive(Debug, Default, AsChangeset)]
+#[diesel(table_name = sessions)]
+pub struct StateChange {
+    pub state: Option<String>,
+    pub expires_at: Option<Option<NaiveDateTime>>,
+    pub expired_at: Option<Option<NaiveDateTime>>,
+    pub payload: Option<Option<String>>,
+    pub artifact_key: Option<Option<String>>,
+    pub artifact_sha256: Option<Option<String>>,
+    pub fail_reason: Option<Option<String>>,
+    pub updated_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = session_events)]
+pub struct SessionEvent {
+    pub id: String,
+    pub session_id: String,
+    pub at: NaiveDateTime,
+    pub kind: String,
+    pub from_state: Option<String>,
+    pub to_state: Option<String>,
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct Filter {
+    pub state: Option<String>,
+    pub device: Option<String>,
+    pub model: Option<String>,
+    pub products: Option<Vec<String>>,
+    /// `Some(false)`: only sessions still alive; `Some(true)`: only expired; `None`: all.
+    pub expired: Option<bool>,
+}
+
+/// The next short number (hawkBit action ids are numbers < 2^31). The counter row is
+/// locked by the update on PostgreSQL and by the write transaction on SQLite.
+pub fn next_number(conn: &mut AnyConnection) -> QueryResult<i64> {
+    diesel::update(counters::table.find("session"))
+        .set(counters::value.eq(counters::value + 1))
+        .returning(counters::value)
+        .get_result(conn)
+}
+
+pub fn insert(conn: &mut AnyConnection, row: &Session) -> QueryResult<()> {
+    diesel::insert_into(sessions::table).values(row).execute(conn).map(drop)
+}
+
+pub fn find(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<Session>> {
+    sessions::table.find(id).select(Session::as_select()).first(conn).optional()
+}
+
+/// With the creator's user name.
+pub fn find_with_creator(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<(Session, String)>> {
+    sessions::table
+        .inner_join(users::table)
+        .filter(sessions::id.eq(id))
+        .select((Session::as_select(), users::username))
+        .first(conn)
+        .optional()
+}
+
+/// Applies `change` only if the session is still in `from` (and not expired). Returns
+/// whether it did.
+pub fn change_state_if(conn: &mut AnyConnection, id: &str, from: &str, change: &StateChange) -> QueryResult<bool> {
+    let n = diesel::update(
+        sessions::table.find(id).filter(sessions::state.eq(from)).filter(sessions::expired_at.is_null()),
+    )
+    .set(change)
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Live sessions whose timer is due, oldest first.
+pub fn due(conn: &mut AnyConnection, now: NaiveDateTime, limit: i64) -> QueryResult<Vec<Session>> {
+    sessions::table
+        .filter(sessions::expired_at.is_null())
+        .filter(sessions::expires_at.le(now))
+        .order(sessions::expires_at)
+        .limit(limit)
+        .select(Session::as_select())
+        .load(conn)
+}
+
+pub fn list(
+    conn: &mut AnyConnection,
+    filter: &Filter,
+    page: super::Page,
+) -> QueryResult<(Vec<(Session, String)>, i64)> {
+    let query = || {
+        let mut q = sessions::table.inner_join(users::table).into_boxed();
+        if let Some(s) = &filter.state {
+            q = q.filter(sessions::state.eq(s.clone()));
+        }
+        if let Some(d) = &filter.device {
+            q = q.filter(sessions::device_id.eq(d.clone()));
+        }
+        if let Some(m) = &filter.model {
+            q = q.filter(sessions::model_id.eq(m.clone()));
+        }
+        if let Some(ids) = &filter.products {
+            q = q.filter(sessions::product_id.eq_any(ids.clone()));
+        }
+        match filter.expired {
+            Some(true) => q = q.filter(sessions::expired_at.is_not_null()),
+            Some(false) => q = q.filter(sessions::expired_at.is_null()),
+            None => {}
+        }
+        q
+    };
+    let total = query().count().get_result(conn)?;
+    let rows = query()
+        .order((sessions::created_at.desc(), sessions::id))
+        .limit(page.limit)
+        .offset(page.offset)
+        .select((Session::as_select(), users::username))
+        .load(conn)?;
+    Ok((rows, total))
+}
+
+pub fn add_event(conn: &mut AnyConnection, event: &SessionEvent) -> QueryResult<()> {
+    diesel::insert_into(session_events::table).values(event).execute(conn).map(drop)
+}
+
+pub fn events(conn: &mut AnyConnection, session_id: &str, limit: i64) -> QueryResult<Vec<SessionEvent>> {
+    session_events::table
+        .filter(session_events::session_id.eq(session_id))
+        .order((session_events::at.desc(), session_events::id.desc()))
+        .limit(limit)
+        .select(SessionEvent::as_select())
+        .load(conn)
+}

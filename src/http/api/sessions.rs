@@ -1,0 +1,88 @@
+//! `/firmware-update`: the Leitwert Device Hub session API (seed 003), the signed
+//! download, and the admin views of sessions and device histories.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+
+use crate::error::Result;
+use crate::http::{auth, download, pagination};
+use crate::service::sessions::{self as svc, ConfirmRequest, DownloadAuth, SessionQuery, UpdateRequest};
+use crate::service::{Actor, ListParams};
+use crate::state::AppState;
+
+type State = web::Data<AppState>;
+type Id = web::Path<String>;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/firmware-update").get(list))
+        .service(web::resource("/firmware-update/request").post(request))
+        .service(web::resource("/firmware-update/{id}").get(get))
+        .service(web::resource("/firmware-update/{id}/start").post(start))
+        .service(web::resource("/firmware-update/{id}/confirm").post(confirm))
+        .service(web::resource("/firmware-update/{id}/events").get(events))
+        .service(
+            web::resource("/firmware-update/{id}/download")
+                .route(web::get().to(download_deliverable))
+                .route(web::head().to(download_deliverable)),
+        )
+        .service(web::resource("/devices/{id}/sessions").get(device_history));
+}
+
+/// Ask for a firmware update: answers a session in `ready` (an update is available) or
+/// `up_to_date`.
+async fn request(s: State, a: Actor, body: web::Json<UpdateRequest>) -> Result<HttpResponse> {
+    Ok(HttpResponse::Created().json(svc::request(&s, &a, body.into_inner()).await?))
+}
+
+/// The session's current state (timers applied), with the payload once it exists.
+async fn get(s: State, a: Actor, id: Id) -> Result<HttpResponse> {
+    Ok(HttpResponse::Ok().json(svc::get(&s, &a, id.into_inner()).await?))
+}
+
+/// `ready → queued`: start the delivery pipeline. Repeating it is harmless.
+async fn start(s: State, a: Actor, id: Id) -> Result<HttpResponse> {
+    Ok(HttpResponse::Ok().json(svc::start(&s, &a, id.into_inner()).await?))
+}
+
+/// `created → success | fail`.
+async fn confirm(s: State, a: Actor, id: Id, body: web::Json<ConfirmRequest>) -> Result<HttpResponse> {
+    Ok(HttpResponse::Ok().json(svc::confirm(&s, &a, id.into_inner(), body.into_inner()).await?))
+}
+
+/// List sessions (readers of a product); filter by `state`, `device`, `model`, `expired`.
+async fn list(s: State, a: Actor, r: HttpRequest, q: web::Query<SessionQuery>) -> Result<HttpResponse> {
+    Ok(pagination::respond(&s, &r, svc::list(&s, &a, q.into_inner()).await?))
+}
+
+/// What happened to a session, newest first.
+async fn events(s: State, a: Actor, id: Id) -> Result<HttpResponse> {
+    Ok(HttpResponse::Ok().json(svc::events(&s, &a, id.into_inner()).await?))
+}
+
+/// A device's sessions, expired ones included.
+async fn device_history(s: State, a: Actor, r: HttpRequest, id: Id, q: web::Query<ListParams>) -> Result<HttpResponse> {
+    Ok(pagination::respond(&s, &r, svc::device_history(&s, &a, id.into_inner(), q.into_inner()).await?))
+}
+
+#[derive(Debug, Deserialize)]
+struct LinkQuery {
+    token: Option<String>,
+}
+
+/// The deliverable, whole or one byte range. Authorised by the signed link in the payload,
+/// or by `Authorization: Token` of someone who may see the session.
+async fn download_deliverable(s: State, req: HttpRequest, id: Id, q: web::Query<LinkQuery>) -> Result<HttpResponse> {
+    let auth = match auth::bearer(&req, &["Token", "Bearer"]) {
+        Some(token) => DownloadAuth::Actor(crate::service::auth::authenticate(&s, token).await?),
+        None => match q.into_inner().token {
+            Some(link) => DownloadAuth::Link(link),
+            None => {
+                return Err(crate::error::Error::Unauthorized(
+                    "use the download_link from the session payload, or send 'Authorization: Token <token>'".into(),
+                ));
+            }
+        },
+    };
+    let blob = svc::deliverable(&s, auth, id.into_inner()).await?;
+    Ok(download::respond(&req, &s.storage, &blob).await?.0)
+}

@@ -1,0 +1,70 @@
+//! Serves an object from the store to a device: whole, or one byte range, streamed.
+//! Every download in every door (firmware-update sessions, the admin image download,
+//! hawkBit artifacts) goes through [`respond`].
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::{Method, StatusCode};
+use actix_web::{HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+
+use super::range::{self, Plan, RangeError};
+use crate::error::{Error, Result};
+use crate::storage::{Blob, Storage};
+
+/// Whether a download was of the whole object (some doors record that, never per range).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Served {
+    Whole,
+    Part,
+    Nothing,
+}
+
+pub async fn respond(req: &HttpRequest, storage: &Storage, d: &Blob) -> Result<(HttpResponse, Served)> {
+    let etag = format!("\"{}\"", d.sha256);
+    let header = |name| req.headers().get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+
+    // §13.1.2: a client that has this exact entity needs no body.
+    if let Some(tags) = header(header::IF_NONE_MATCH)
+        && tags.split(',').map(str::trim).any(|t| t == etag || t == "*" || t.strip_prefix("W/") == Some(etag.as_str()))
+    {
+        let mut r = HttpResponse::NotModified();
+        r.insert_header((header::ETAG, etag.clone()));
+        return Ok((r.finish(), Served::Nothing));
+    }
+
+    let plan = match range::plan(header(header::RANGE), header(header::IF_RANGE), &etag, d.size) {
+        Ok(plan) => plan,
+        Err(RangeError::Malformed) => {
+            return Err(Error::bad_request(
+                "invalid_range",
+                "the Range header is not a byte range (e.g. bytes=0-1023)",
+            ));
+        }
+        Err(RangeError::Multiple) => return Err(Error::MultipleRanges { size: d.size }),
+        Err(RangeError::Unsatisfiable) => return Err(Error::RangeNotSatisfiable { size: d.size }),
+    };
+    let (status, start, end_exclusive, served) = match plan {
+        Plan::Full => (StatusCode::OK, 0, d.size, Served::Whole),
+        Plan::Partial { start, end } => (StatusCode::PARTIAL_CONTENT, start, end + 1, Served::Part),
+    };
+    let length = end_exclusive - start;
+
+    let mut response = HttpResponse::build(status);
+    response
+        .insert_header((header::ACCEPT_RANGES, "bytes"))
+        .insert_header((header::ETAG, etag))
+        .insert_header((header::CONTENT_TYPE, "application/octet-stream"))
+        .insert_header((header::CONTENT_DISPOSITION, format!("attachment; filename=\"{}\"", d.filename)))
+        .insert_header((header::CACHE_CONTROL, "private, no-transform"));
+    if status == StatusCode::PARTIAL_CONTENT {
+        response.insert_header((header::CONTENT_RANGE, format!("bytes {start}-{}/{}", end_exclusive - 1, d.size)));
+    }
+    if req.method() == Method::HEAD {
+        // actix sends no body for HEAD but takes Content-Length from the body's declared size.
+        let nothing = futures_util::stream::empty::<std::result::Result<bytes::Bytes, actix_web::Error>>();
+        return Ok((response.no_chunking(length).streaming(nothing), Served::Nothing));
+    }
+    let body = storage.read(&d.key, start..end_exclusive).await?;
+    let body = body.map(|chunk| chunk.map_err(actix_web::error::ErrorInternalServerError));
+    Ok((response.no_chunking(length).streaming(body), served))
+}

@@ -1,0 +1,111 @@
+//! Byte ranges (RFC 9110 §14), as a pure plan: what to send for a request's `Range` and
+//! `If-Range` headers against an object of `size` bytes with strong `etag`. One range per
+//! request, as seed 003 documents; several are refused clearly rather than answered in a
+//! multipart body nobody in the field parses.
+
+/// What to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plan {
+    /// 200, the whole object.
+    Full,
+    /// 206, bytes `start..=end`.
+    Partial { start: u64, end: u64 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RangeError {
+    /// Not a byte-range header we can read (400).
+    Malformed,
+    /// More than one range (416, refused).
+    Multiple,
+    /// The range lies outside the object (416 with `Content-Range: bytes */size`).
+    Unsatisfiable,
+}
+
+pub fn plan(range: Option<&str>, if_range: Option<&str>, etag: &str, size: u64) -> Result<Plan, RangeError> {
+    let Some(range) = range else { return Ok(Plan::Full) };
+    // §13.1.5: a Range is honoured only if If-Range (when sent) matches the current entity
+    // tag exactly (strong comparison). A date or a stale tag means: send it all.
+    if let Some(validator) = if_range
+        && validator.trim() != etag
+    {
+        return Ok(Plan::Full);
+    }
+    let parsed = http_range_header::parse_range_header(range.trim()).map_err(|_| RangeError::Malformed)?;
+    if parsed.len() != 1 {
+        return Err(RangeError::Multiple);
+    }
+    use http_range_header::SyntacticallyCorrectRange as R;
+    let [only] = parsed.into_ranges()[..] else { return Err(RangeError::Multiple) };
+    let last = size.checked_sub(1).ok_or(RangeError::Unsatisfiable)?;
+    match only {
+        R::FromStart(start) if start <= last => Ok(Plan::Partial { start, end: last }),
+        R::Indexed(start, end) if start <= last => Ok(Plan::Partial { start, end: end.min(last) }),
+        // a suffix longer than the object means all of it (§14.1.2)
+        R::FromLast(n) if n > 0 => Ok(Plan::Partial { start: size.saturating_sub(n), end: last }),
+        _ => Err(RangeError::Unsatisfiable),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TAG: &str = "\"abc\"";
+
+    fn p(range: &str, size: u64) -> Result<Plan, RangeError> {
+        plan(Some(range), None, TAG, size)
+    }
+
+    #[test]
+    fn single_ranges() {
+        assert_eq!(p("bytes=0-1", 100), Ok(Plan::Partial { start: 0, end: 1 }), "seed 003's probe");
+        assert_eq!(p("bytes=0-0", 100), Ok(Plan::Partial { start: 0, end: 0 }), "first byte");
+        assert_eq!(p("bytes=99-99", 100), Ok(Plan::Partial { start: 99, end: 99 }), "last byte");
+        assert_eq!(p("bytes=99-", 100), Ok(Plan::Partial { start: 99, end: 99 }));
+        assert_eq!(p("bytes=-1", 100), Ok(Plan::Partial { start: 99, end: 99 }), "suffix");
+        assert_eq!(p("bytes=-500", 100), Ok(Plan::Partial { start: 0, end: 99 }), "long suffix is everything");
+        assert_eq!(p("bytes=90-500", 100), Ok(Plan::Partial { start: 90, end: 99 }), "end clamps");
+        assert_eq!(p("BYTES=1-2", 100), Ok(Plan::Partial { start: 1, end: 2 }), "unit is case-insensitive");
+    }
+
+    #[test]
+    fn unsatisfiable_and_malformed() {
+        assert_eq!(p("bytes=100-", 100), Err(RangeError::Unsatisfiable), "past the end");
+        assert_eq!(p("bytes=100-200", 100), Err(RangeError::Unsatisfiable));
+        assert_eq!(p("bytes=-0", 100), Err(RangeError::Unsatisfiable));
+        assert_eq!(p("bytes=0-0", 0), Err(RangeError::Unsatisfiable), "empty object");
+        for bad in ["bytes=abc", "bytes=5-1", "items=0-1", "bytes=", "0-1", "bytes=--1"] {
+            assert_eq!(p(bad, 100), Err(RangeError::Malformed), "{bad}");
+        }
+        assert_eq!(p("bytes=0-1,5-6", 100), Err(RangeError::Multiple));
+        assert_eq!(p("bytes=0-1, 2-3, 4-5", 100), Err(RangeError::Multiple));
+    }
+
+    #[test]
+    fn if_range_needs_the_current_tag() {
+        assert_eq!(plan(Some("bytes=0-1"), Some(TAG), TAG, 10), Ok(Plan::Partial { start: 0, end: 1 }));
+        assert_eq!(plan(Some("bytes=0-1"), Some("\"stale\""), TAG, 10), Ok(Plan::Full));
+        assert_eq!(plan(Some("bytes=0-1"), Some("Wed, 21 Oct 2015 07:28:00 GMT"), TAG, 10), Ok(Plan::Full));
+        assert_eq!(plan(Some("bytes=0-1"), Some("W/\"abc\""), TAG, 10), Ok(Plan::Full), "weak tags never match");
+        assert_eq!(plan(None, Some(TAG), TAG, 10), Ok(Plan::Full));
+    }
+
+    #[test]
+    fn never_panics_and_stays_inside_the_object() {
+        let headers = [
+            "bytes=0-",
+            "bytes=-",
+            "bytes=18446744073709551615-",
+            "bytes=0-18446744073709551615",
+            "bytes=-18446744073709551615",
+        ];
+        for size in [0u64, 1, 2, 1000, u64::MAX] {
+            for h in headers {
+                if let Ok(Plan::Partial { start, end }) = p(h, size) {
+                    assert!(start <= end && end < size, "{h} on {size}: {start}-{end}");
+                }
+            }
+        }
+    }
+}
