@@ -67,10 +67,7 @@ impl Application {
         let app_state = state.clone();
         let server = HttpServer::new(move || {
             let state = app_state.clone();
-            App::new()
-                .wrap(crate::http::normalize_path())
-                .wrap(tracing_actix_web::TracingLogger::default())
-                .configure(move |cfg| crate::http::configure(cfg, state))
+            App::new().wrap_fn(crate::http::edge).configure(move |cfg| crate::http::configure(cfg, state))
         })
         .workers(state.settings.http_workers)
         .listen(listener)?

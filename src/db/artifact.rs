@@ -21,7 +21,7 @@ pub struct ArtifactRow {
 }
 
 pub fn find(conn: &mut AnyConnection, cache_key: &str) -> QueryResult<Option<ArtifactRow>> {
-    artifacts::table.find(cache_key).select(ArtifactRow::as_select()).first(conn).optional()
+    artifacts::table.find(cache_key).select(ArtifactRow::as_select()).get_result(conn).optional()
 }
 
 /// Records an output; if another worker recorded the same inputs first, keeps theirs.

@@ -50,7 +50,7 @@ pub struct Filter {
 }
 
 pub fn find(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<Device>> {
-    devices::table.find(id).select(Device::as_select()).first(conn).optional()
+    devices::table.find(id).select(Device::as_select()).get_result(conn).optional()
 }
 
 pub fn find_by_device_id(conn: &mut AnyConnection, product_id: &str, device_id: &str) -> QueryResult<Option<Device>> {
@@ -58,7 +58,7 @@ pub fn find_by_device_id(conn: &mut AnyConnection, product_id: &str, device_id: 
         .filter(devices::product_id.eq(product_id))
         .filter(devices::device_id.eq(device_id))
         .select(Device::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 

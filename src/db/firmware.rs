@@ -51,7 +51,7 @@ pub struct Filter {
 }
 
 pub fn find(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<Firmware>> {
-    firmware::table.find(id).select(Firmware::as_select()).first(conn).optional()
+    firmware::table.find(id).select(Firmware::as_select()).get_result(conn).optional()
 }
 
 pub fn insert(conn: &mut AnyConnection, row: &Firmware) -> QueryResult<()> {
@@ -140,7 +140,7 @@ pub fn find_by_model_version(conn: &mut AnyConnection, model_id: &str, version: 
         .filter(firmware::model_id.eq(model_id))
         .filter(firmware::version.eq(version))
         .select(Firmware::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 

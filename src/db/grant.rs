@@ -23,7 +23,7 @@ pub struct Filter {
 }
 
 pub fn find(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<GrantRow>> {
-    grants::table.find(id).select(GrantRow::as_select()).first(conn).optional()
+    grants::table.find(id).select(GrantRow::as_select()).get_result(conn).optional()
 }
 
 pub fn for_user(conn: &mut AnyConnection, user_id: &str) -> QueryResult<Vec<GrantRow>> {

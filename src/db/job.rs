@@ -64,7 +64,7 @@ pub fn claim(
     if claimed == 0 {
         return Ok(None);
     }
-    jobs::table.find(&id).select(Job::as_select()).first(conn).optional()
+    jobs::table.find(&id).select(Job::as_select()).get_result(conn).optional()
 }
 
 /// Extends the lease; `false` means another worker took the job over.

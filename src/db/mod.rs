@@ -1,6 +1,10 @@
 //! Persistence: an r2d2 pool of [`AnyConnection`]s, embedded migrations per backend, and
 //! [`Db::run`], which moves blocking diesel work off the async executor threads.
 //! Queries live next to their table (`db::<table>`); protocols never write SQL.
+//!
+//! Lookups by a primary or unique key use `get_result`, not `first`: `first` binds
+//! `LIMIT ?`, and SQLite (built with STAT4) re-prepares a statement whose bound LIMIT
+//! changed, i.e. on every execution; that was half of the CPU of a status poll.
 
 pub mod artifact;
 pub mod channel;
@@ -54,11 +58,22 @@ impl Db {
             std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
         }
         let backend = target.backend();
+        let manager = conn::Manager::new(target);
+        // One direct connection first, on this thread: a wrong URL fails here, at once,
+        // with the driver's own message.
+        r2d2::ManageConnection::connect(&manager)
+            .with_context(|| format!("connecting to the {} database", backend.name()))?;
         let pool = r2d2::Pool::builder()
             .max_size(pool_size)
-            .min_idle(Some(1))
+            // No idle connections kept warm by r2d2's background threads: a connection being
+            // opened there while the process exits races OpenSSL's exit-time cleanup (libpq
+            // probes TLS) and crashes; connections open on demand instead.
+            .min_idle(Some(0))
             .connection_timeout(Duration::from_secs(10))
-            .build(conn::Manager::new(target))
+            // A broken connection fails its query and is then discarded (`has_broken`);
+            // a `SELECT 1` before every use would be one more round trip per request.
+            .test_on_check_out(false)
+            .build(manager)
             .with_context(|| format!("connecting to the {} database", backend.name()))?;
         Ok(Db { pool, backend })
     }
@@ -142,7 +157,7 @@ macro_rules! handle_lookups {
     ($table:ident, $row:ty) => {
         pub fn find(conn: &mut $crate::db::AnyConnection, id: &str) -> diesel::QueryResult<Option<$row>> {
             use diesel::prelude::*;
-            $table::table.find(id).select(<$row>::as_select()).first(conn).optional()
+            $table::table.find(id).select(<$row>::as_select()).get_result(conn).optional()
         }
 
         pub fn find_by_ref(
@@ -153,7 +168,7 @@ macro_rules! handle_lookups {
             match r {
                 $crate::domain::ids::ObjectRef::Id(id) => find(conn, &id.to_string()),
                 $crate::domain::ids::ObjectRef::Tid(tid) => {
-                    $table::table.filter($table::tid.eq(tid)).select(<$row>::as_select()).first(conn).optional()
+                    $table::table.filter($table::tid.eq(tid)).select(<$row>::as_select()).get_result(conn).optional()
                 }
             }
         }

@@ -10,7 +10,7 @@ use super::schema::server_secrets;
 pub fn get_or_create(conn: &mut AnyConnection, name: &str, make: impl FnOnce() -> String) -> QueryResult<String> {
     super::write_transaction(conn, |conn| {
         let existing: Option<String> =
-            server_secrets::table.find(name).select(server_secrets::value).first(conn).optional()?;
+            server_secrets::table.find(name).select(server_secrets::value).get_result(conn).optional()?;
         if let Some(v) = existing {
             return Ok(v);
         }

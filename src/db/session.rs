@@ -86,7 +86,7 @@ pub fn insert(conn: &mut AnyConnection, row: &Session) -> QueryResult<()> {
 }
 
 pub fn find(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<Session>> {
-    sessions::table.find(id).select(Session::as_select()).first(conn).optional()
+    sessions::table.find(id).select(Session::as_select()).get_result(conn).optional()
 }
 
 /// With the creator's user name.
@@ -95,7 +95,7 @@ pub fn find_with_creator(conn: &mut AnyConnection, id: &str) -> QueryResult<Opti
         .inner_join(users::table)
         .filter(sessions::id.eq(id))
         .select((Session::as_select(), users::username))
-        .first(conn)
+        .get_result(conn)
         .optional()
 }
 

@@ -23,11 +23,11 @@ pub struct UserChanges {
 }
 
 pub fn find(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<User>> {
-    users::table.find(id).select(User::as_select()).first(conn).optional()
+    users::table.find(id).select(User::as_select()).get_result(conn).optional()
 }
 
 pub fn find_by_username(conn: &mut AnyConnection, username: &str) -> QueryResult<Option<User>> {
-    users::table.filter(users::username.eq(username)).select(User::as_select()).first(conn).optional()
+    users::table.filter(users::username.eq(username)).select(User::as_select()).get_result(conn).optional()
 }
 
 pub fn count(conn: &mut AnyConnection) -> QueryResult<i64> {

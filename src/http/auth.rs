@@ -8,6 +8,7 @@ use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 
 use crate::error::Error;
+use crate::service::auth::Credentials;
 use crate::service::{Actor, auth};
 use crate::state::AppState;
 
@@ -16,6 +17,20 @@ pub fn bearer<'a>(req: &'a HttpRequest, schemes: &[&str]) -> Option<&'a str> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.trim().split_once(' ')?;
     schemes.iter().any(|s| s.eq_ignore_ascii_case(scheme)).then(|| token.trim()).filter(|t| !t.is_empty())
+}
+
+/// The presented token, unchecked (the service checks it in its own database work).
+impl FromRequest for Credentials {
+    type Error = Error;
+    type Future = std::future::Ready<Result<Credentials, Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(
+            bearer(req, &["Token", "Bearer"])
+                .map(|t| Credentials(t.to_owned()))
+                .ok_or_else(|| Error::Unauthorized("send an API token: 'Authorization: Token <token>'".into())),
+        )
+    }
 }
 
 impl FromRequest for Actor {

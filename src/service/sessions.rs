@@ -7,6 +7,7 @@ use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use super::auth::Credentials;
 use super::{Actor, ListParams, Listing, resolve};
 use crate::db::session::{Session, SessionEvent, StateChange};
 use crate::db::{self, AnyConnection, write_transaction};
@@ -179,13 +180,30 @@ pub fn load_live(conn: &mut AnyConnection, id: &str, now: NaiveDateTime) -> Resu
     Ok((s, creator))
 }
 
-pub async fn get(state: &AppState, actor: &Actor, id: String) -> Result<SessionView> {
-    let actor = actor.clone();
+/// [`load_live`] for readers: a plain read, and a write transaction only when a timer is
+/// due (polls must not queue behind SQLite's single writer).
+pub fn read_live(conn: &mut AnyConnection, id: &str) -> Result<(Session, String)> {
+    let now = time::now();
+    let parsed = uuid::Uuid::parse_str(id).map_err(|_| not_found(id))?.to_string();
+    let (s, creator) = db::session::find_with_creator(conn, &parsed)?.ok_or_else(|| not_found(id))?;
+    if s.expired_at.is_some() {
+        return Err(not_found(id));
+    }
+    if s.expires_at.is_some_and(|at| at <= now) {
+        return write_transaction(conn, |conn| load_live(conn, id, now));
+    }
+    Ok((s, creator))
+}
+
+/// The status poll: authentication and the read in one database round trip.
+pub async fn get(state: &AppState, credentials: &Credentials, id: String) -> Result<SessionView> {
+    let credentials = credentials.clone();
     let st = state.clone();
     state
         .db
         .run(move |conn| {
-            let (s, creator) = write_transaction(conn, |conn| load_live(conn, &id, time::now()))?;
+            let actor = credentials.authenticate_in(conn)?;
+            let (s, creator) = read_live(conn, &id)?;
             require_visible(&actor, &s)?;
             view(&st, s, creator)
         })
@@ -287,7 +305,7 @@ pub async fn events(state: &AppState, actor: &Actor, id: String) -> Result<Vec<E
 
 /// How a download is authorised: a user's token, or the signed link from the payload.
 pub enum DownloadAuth {
-    Actor(Actor),
+    Token(Credentials),
     Link(String),
 }
 
@@ -295,21 +313,25 @@ pub enum DownloadAuth {
 pub async fn deliverable(state: &AppState, auth: DownloadAuth, id: String) -> Result<Blob> {
     let claims = match &auth {
         DownloadAuth::Link(token) => Some(state.links.verify(token)?),
-        DownloadAuth::Actor(_) => None,
+        DownloadAuth::Token(_) => None,
     };
     state
         .db
         .run(move |conn| {
-            let (s, _) = write_transaction(conn, |conn| load_live(conn, &id, time::now()))?;
-            match (&auth, &claims) {
-                (DownloadAuth::Actor(actor), _) => require_visible(actor, &s)?,
-                (DownloadAuth::Link(_), Some(c)) if c.sub != s.id => {
+            let actor = match &auth {
+                DownloadAuth::Token(credentials) => Some(credentials.authenticate_in(conn)?),
+                DownloadAuth::Link(_) => None,
+            };
+            let (s, _) = read_live(conn, &id)?;
+            match (&actor, &claims) {
+                (Some(actor), _) => require_visible(actor, &s)?,
+                (None, Some(c)) if c.sub != s.id => {
                     return Err(Error::forbidden("the download link belongs to another session"));
                 }
-                (DownloadAuth::Link(_), Some(c)) if Some(&c.art) != s.artifact_sha256.as_ref() => {
+                (None, Some(c)) if Some(&c.art) != s.artifact_sha256.as_ref() => {
                     return Err(Error::forbidden("the download link is for an older deliverable of this session"));
                 }
-                (DownloadAuth::Link(_), _) => {}
+                (None, _) => {}
             }
             let st = state_of(&s)?;
             let (Some(key), Some(sha256), Some(payload)) = (&s.artifact_key, &s.artifact_sha256, &s.payload) else {

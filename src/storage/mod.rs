@@ -13,7 +13,6 @@ use object_store::path::Path as ObjectPath;
 use object_store::{GetOptions, GetRange, GetResultPayload, ObjectStore, ObjectStoreExt, WriteMultipart};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::error::{Error, Result};
 
@@ -28,13 +27,42 @@ pub mod keys {
     pub const READY_MARKER: &str = ".devicehub";
 }
 
-/// Block size for reading local objects.
-const READ_BLOCK: usize = 512 * 1024;
+/// Block size for reading local objects: a 1 MiB range is one read.
+const READ_BLOCK: usize = 1024 * 1024;
 
 #[derive(Clone)]
 pub struct Storage {
     store: Arc<dyn ObjectStore>,
     description: String,
+}
+
+/// Streams `range` of a local file in large reads on the blocking pool, each straight into
+/// the buffer that is sent (read into spare capacity: no zero-fill, one copy from the page
+/// cache). The file handle is this request's own, so its position is ours to move.
+fn read_file_blocks(file: std::fs::File, range: Range<u64>) -> BoxStream<'static, std::io::Result<Bytes>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let state = (Some(file), range.start, range.end - range.start);
+    futures_util::stream::try_unfold(state, |(file, start, remaining)| async move {
+        let Some(mut file) = file.filter(|_| remaining > 0) else { return Ok(None) };
+        let want = remaining.min(READ_BLOCK as u64);
+        let (file, block) = tokio::task::spawn_blocking(move || {
+            if start > 0 {
+                file.seek(SeekFrom::Start(start))?;
+            }
+            let mut buf = Vec::with_capacity(usize::try_from(want).unwrap_or(READ_BLOCK));
+            (&mut file).take(want).read_to_end(&mut buf)?;
+            Ok::<_, std::io::Error>((file, buf))
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        if block.is_empty() {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the object is shorter than its size"));
+        }
+        let read = block.len() as u64;
+        // later blocks continue where this one ended: no further seeks
+        Ok(Some((Bytes::from(block), (Some(file), 0, remaining - read))))
+    })
+    .boxed()
 }
 
 /// A stored object as a download: where it is and what devices are told about it.
@@ -120,12 +148,7 @@ impl Storage {
         Ok(match result.payload {
             // object_store streams local files in 8 KiB reads, one blocking hop each; large
             // blocks keep a 2-core box near the disk's (or page cache's) speed.
-            GetResultPayload::File(file, _) => {
-                let mut file = tokio::fs::File::from_std(file);
-                file.seek(std::io::SeekFrom::Start(range.start)).await?;
-                file.set_max_buf_size(READ_BLOCK);
-                tokio_util::io::ReaderStream::with_capacity(file.take(range.end - range.start), READ_BLOCK).boxed()
-            }
+            GetResultPayload::File(file, _) => read_file_blocks(file, range),
             GetResultPayload::Stream(stream) => stream.map_err(std::io::Error::other).boxed(),
         })
     }

@@ -166,7 +166,13 @@ async fn configured_admin_token_and_cli(backend: Backend) {
     // `migrate` on a fresh database, twice
     for _ in 0..2 {
         let out = command(&env).arg("migrate").output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{:?}\n{}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     let mut cmd = command(&env);
@@ -187,9 +193,21 @@ async fn configured_admin_token_and_cli(backend: Backend) {
         .args(["admin", "create-user", "bootloader", "--role", "device", "--product", "P1"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{:?}\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = command(&env).args(["admin", "create-token", "bootloader", "--name", "field"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{:?}\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let device_token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     assert!(device_token.starts_with("dh_"));
     let (status, me) = call(&client, &server, &device_token, Method::GET, "/api/v1/users/me", None).await;
@@ -204,7 +222,13 @@ async fn configured_admin_token_and_cli(backend: Backend) {
     // healthcheck against the running server
     let port = server.base.rsplit(':').next().unwrap().to_owned();
     let out = command(&env).env("DEVICEHUB_LISTEN", format!("127.0.0.1:{port}")).arg("healthcheck").output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{:?}\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let help = command(&env).arg("--help").output().unwrap();
     let help = String::from_utf8(help.stdout).unwrap();

@@ -232,7 +232,10 @@ async fn ready_queued_processing_created_success(backend: Backend) {
     assert_eq!(queued.body["state"], "queued");
     assert!(queued.body.get("payload").is_none());
     assert_eq!(
-        app.start_session(&format!("{id}/")).await.expect(200).body["state"],
+        app.call(Method::POST, &format!("/api/v1/firmware-update/{id}/start/"), Some(ADMIN_TOKEN), None)
+            .await
+            .expect(200)
+            .body["state"],
         "queued",
         "a repeated start is safe"
     );

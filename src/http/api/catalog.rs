@@ -16,32 +16,27 @@ type State = web::Data<AppState>;
 type Id = web::Path<String>;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/products").get(list_products).post(create_product))
-        .service(
-            web::resource("/products/{id}")
-                .get(get_product)
-                .patch(update_product)
-                .put(update_product)
-                .delete(delete_product),
-        )
-        .configure(scoped::<Model>("/models"))
-        .configure(scoped::<Channel>("/channels"))
-        .service(web::resource("/delivery-methods").get(list_methods).post(create_method))
-        .service(
-            web::resource("/delivery-methods/{id}")
-                .get(get_method)
-                .patch(update_method)
-                .put(update_method)
-                .delete(delete_method),
-        )
-        .service(web::resource("/delivery-procedures").get(list_procedures).post(create_procedure))
-        .service(
-            web::resource("/delivery-procedures/{id}")
-                .get(get_procedure)
-                .patch(update_procedure)
-                .put(update_procedure)
-                .delete(delete_procedure),
-        );
+    cfg.service(web::scope("/products").service(web::resource("").get(list_products).post(create_product)).service(
+        web::resource("/{id}").get(get_product).patch(update_product).put(update_product).delete(delete_product),
+    ))
+    .service(scoped::<Model>("/models"))
+    .service(scoped::<Channel>("/channels"))
+    .service(
+        web::scope("/delivery-methods").service(web::resource("").get(list_methods).post(create_method)).service(
+            web::resource("/{id}").get(get_method).patch(update_method).put(update_method).delete(delete_method),
+        ),
+    )
+    .service(
+        web::scope("/delivery-procedures")
+            .service(web::resource("").get(list_procedures).post(create_procedure))
+            .service(
+                web::resource("/{id}")
+                    .get(get_procedure)
+                    .patch(update_procedure)
+                    .put(update_procedure)
+                    .delete(delete_procedure),
+            ),
+    );
 }
 
 // products
@@ -71,16 +66,14 @@ async fn delete_product(s: State, a: Actor, id: Id) -> Result<HttpResponse> {
 
 // models and channels share their handlers
 
-fn scoped<T: ProductScoped>(path: &'static str) -> impl FnOnce(&mut web::ServiceConfig) {
-    move |cfg| {
-        cfg.service(web::resource(path).get(list_scoped::<T>).post(create_scoped::<T>)).service(
-            web::resource(format!("{path}/{{id}}"))
-                .get(get_scoped::<T>)
-                .patch(update_scoped::<T>)
-                .put(update_scoped::<T>)
-                .delete(delete_scoped::<T>),
-        );
-    }
+fn scoped<T: ProductScoped>(path: &'static str) -> actix_web::Scope {
+    web::scope(path).service(web::resource("").get(list_scoped::<T>).post(create_scoped::<T>)).service(
+        web::resource("/{id}")
+            .get(get_scoped::<T>)
+            .patch(update_scoped::<T>)
+            .put(update_scoped::<T>)
+            .delete(delete_scoped::<T>),
+    )
 }
 
 async fn list_scoped<T: ProductScoped>(

@@ -4,16 +4,20 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::error::Result;
 use crate::http::pagination;
-use crate::service::Actor;
 use crate::service::devices::{self as svc, DeviceQuery, DeviceUpdate, NewDevice};
+use crate::service::{Actor, ListParams};
 use crate::state::AppState;
 
 type State = web::Data<AppState>;
 type Id = web::Path<String>;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/devices").get(list).post(create))
-        .service(web::resource("/devices/{id}").get(get).patch(update).put(update).delete(delete));
+    cfg.service(
+        web::scope("/devices")
+            .service(web::resource("").get(list).post(create))
+            .service(web::resource("/{id}").get(get).patch(update).put(update).delete(delete))
+            .service(web::resource("/{id}/sessions").get(history)),
+    );
 }
 
 /// List devices; filter by `product`, `model`, `channel`, `device_id`.
@@ -31,6 +35,12 @@ async fn get(s: State, a: Actor, id: Id) -> Result<HttpResponse> {
 
 async fn update(s: State, a: Actor, id: Id, body: web::Json<DeviceUpdate>) -> Result<HttpResponse> {
     Ok(HttpResponse::Ok().json(svc::update(&s, &a, id.into_inner(), body.into_inner()).await?))
+}
+
+/// The device's firmware-update sessions, expired ones included.
+async fn history(s: State, a: Actor, r: HttpRequest, id: Id, q: web::Query<ListParams>) -> Result<HttpResponse> {
+    let listing = crate::service::sessions::device_history(&s, &a, id.into_inner(), q.into_inner()).await?;
+    Ok(pagination::respond(&s, &r, listing))
 }
 
 async fn delete(s: State, a: Actor, id: Id) -> Result<HttpResponse> {

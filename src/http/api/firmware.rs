@@ -13,15 +13,18 @@ type State = web::Data<AppState>;
 type Id = web::Path<String>;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/firmware").get(list).post(create))
-        .service(web::resource("/firmware/{id}").get(get).patch(update).put(update).delete(delete))
-        .service(
-            web::resource("/firmware/{id}/image")
-                .put(upload_image)
-                .route(web::get().to(download_image))
-                .route(web::head().to(download_image)),
-        )
-        .service(web::resource("/firmware/{id}/release").post(release));
+    cfg.service(
+        web::scope("/firmware")
+            .service(web::resource("").get(list).post(create))
+            .service(web::resource("/{id}").get(get).patch(update).put(update).delete(delete))
+            .service(
+                web::resource("/{id}/image")
+                    .put(upload_image)
+                    .route(web::get().to(download_image))
+                    .route(web::head().to(download_image)),
+            )
+            .service(web::resource("/{id}/release").post(release)),
+    );
 }
 
 /// List firmware; filter by `model`, `channel`, `state`, `version`.

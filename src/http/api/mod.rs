@@ -9,9 +9,12 @@ mod sessions;
 use actix_web::web;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.configure(catalog::configure)
+    // Devices' hot path first; each family sits under its own static prefix, so a request
+    // is matched only against the few patterns of its family (actix matches `{id}` routes
+    // with a regex each).
+    cfg.configure(sessions::configure)
         .configure(firmware::configure)
         .configure(devices::configure)
-        .configure(people::configure)
-        .configure(sessions::configure);
+        .configure(catalog::configure)
+        .configure(people::configure);
 }

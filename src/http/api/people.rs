@@ -13,12 +13,18 @@ type State = web::Data<AppState>;
 type Id = web::Path<String>;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/users").get(list_users).post(create_user))
-        .service(web::resource("/users/{id}").get(get_user).patch(update_user).put(update_user).delete(delete_user))
-        .service(web::resource("/users/{id}/tokens").get(list_tokens).post(create_token))
-        .service(web::resource("/users/{id}/tokens/{token}").get(get_token).delete(revoke_token))
-        .service(web::resource("/grants").get(list_grants).post(create_grant))
-        .service(web::resource("/grants/{id}").get(get_grant).delete(delete_grant));
+    cfg.service(
+        web::scope("/users")
+            .service(web::resource("").get(list_users).post(create_user))
+            .service(web::resource("/{id}").get(get_user).patch(update_user).put(update_user).delete(delete_user))
+            .service(web::resource("/{id}/tokens").get(list_tokens).post(create_token))
+            .service(web::resource("/{id}/tokens/{token}").get(get_token).delete(revoke_token)),
+    )
+    .service(
+        web::scope("/grants")
+            .service(web::resource("").get(list_grants).post(create_grant))
+            .service(web::resource("/{id}").get(get_grant).delete(delete_grant)),
+    );
 }
 
 /// `me` names the caller.

@@ -6,26 +6,29 @@ use serde::Deserialize;
 
 use crate::error::Result;
 use crate::http::{auth, download, pagination};
+use crate::service::Actor;
+use crate::service::auth::Credentials;
 use crate::service::sessions::{self as svc, ConfirmRequest, DownloadAuth, SessionQuery, UpdateRequest};
-use crate::service::{Actor, ListParams};
 use crate::state::AppState;
 
 type State = web::Data<AppState>;
 type Id = web::Path<String>;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/firmware-update").get(list))
-        .service(web::resource("/firmware-update/request").post(request))
-        .service(web::resource("/firmware-update/{id}").get(get))
-        .service(web::resource("/firmware-update/{id}/start").post(start))
-        .service(web::resource("/firmware-update/{id}/confirm").post(confirm))
-        .service(web::resource("/firmware-update/{id}/events").get(events))
-        .service(
-            web::resource("/firmware-update/{id}/download")
-                .route(web::get().to(download_deliverable))
-                .route(web::head().to(download_deliverable)),
-        )
-        .service(web::resource("/devices/{id}/sessions").get(device_history));
+    cfg.service(
+        web::scope("/firmware-update")
+            .service(web::resource("").get(list))
+            .service(web::resource("/request").post(request))
+            .service(web::resource("/{id}").get(get))
+            .service(web::resource("/{id}/start").post(start))
+            .service(web::resource("/{id}/confirm").post(confirm))
+            .service(web::resource("/{id}/events").get(events))
+            .service(
+                web::resource("/{id}/download")
+                    .route(web::get().to(download_deliverable))
+                    .route(web::head().to(download_deliverable)),
+            ),
+    );
 }
 
 /// Ask for a firmware update: answers a session in `ready` (an update is available) or
@@ -35,8 +38,8 @@ async fn request(s: State, a: Actor, body: web::Json<UpdateRequest>) -> Result<H
 }
 
 /// The session's current state (timers applied), with the payload once it exists.
-async fn get(s: State, a: Actor, id: Id) -> Result<HttpResponse> {
-    Ok(HttpResponse::Ok().json(svc::get(&s, &a, id.into_inner()).await?))
+async fn get(s: State, c: Credentials, id: Id) -> Result<HttpResponse> {
+    Ok(HttpResponse::Ok().json(svc::get(&s, &c, id.into_inner()).await?))
 }
 
 /// `ready → queued`: start the delivery pipeline. Repeating it is harmless.
@@ -59,11 +62,6 @@ async fn events(s: State, a: Actor, id: Id) -> Result<HttpResponse> {
     Ok(HttpResponse::Ok().json(svc::events(&s, &a, id.into_inner()).await?))
 }
 
-/// A device's sessions, expired ones included.
-async fn device_history(s: State, a: Actor, r: HttpRequest, id: Id, q: web::Query<ListParams>) -> Result<HttpResponse> {
-    Ok(pagination::respond(&s, &r, svc::device_history(&s, &a, id.into_inner(), q.into_inner()).await?))
-}
-
 #[derive(Debug, Deserialize)]
 struct LinkQuery {
     token: Option<String>,
@@ -73,7 +71,7 @@ struct LinkQuery {
 /// or by `Authorization: Token` of someone who may see the session.
 async fn download_deliverable(s: State, req: HttpRequest, id: Id, q: web::Query<LinkQuery>) -> Result<HttpResponse> {
     let auth = match auth::bearer(&req, &["Token", "Bearer"]) {
-        Some(token) => DownloadAuth::Actor(crate::service::auth::authenticate(&s, token).await?),
+        Some(token) => DownloadAuth::Token(Credentials(token.to_owned())),
         None => match q.into_inner().token {
             Some(link) => DownloadAuth::Link(link),
             None => {
