@@ -35,11 +35,19 @@ done
 echo "== building (release)" >&2
 (cd "$ROOT" && cargo build --release --locked --quiet)
 
+# (Re)starts devicehub on the same data; a fresh process per measurement keeps memory
+# left over from the set-up (image uploads) out of the RSS figures.
+start_devicehub() {
+    [ -n "${DH_PID:-}" ] && { kill "$DH_PID"; wait "$DH_PID" 2>/dev/null || true; }
+    DEVICEHUB_DATA_DIR="$WORK/data" DEVICEHUB_LISTEN="127.0.0.1:$PORT" DEVICEHUB_ADMIN_TOKEN="$TOKEN" \
+        DEVICEHUB_LINK_TTL_SECS=86400 RUST_LOG=warn "$BIN" serve >> "$WORK/devicehub.log" 2>&1 &
+    DH_PID=$!
+    for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && return; sleep 0.1; done
+    echo "bench: devicehub did not start" >&2; exit 1
+}
+
 echo "== starting devicehub" >&2
-DEVICEHUB_DATA_DIR="$WORK/data" DEVICEHUB_LISTEN="127.0.0.1:$PORT" DEVICEHUB_ADMIN_TOKEN="$TOKEN" \
-    DEVICEHUB_LINK_TTL_SECS=86400 RUST_LOG=warn "$BIN" serve > "$WORK/devicehub.log" 2>&1 &
-DH_PID=$!
-for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
+start_devicehub
 
 echo "== preparing a 64 MiB release and $SESSIONS sessions" >&2
 SETUP=$(python3 "$ROOT/bench/setup.py" --url "http://127.0.0.1:$PORT" --token "$TOKEN" \
@@ -47,6 +55,10 @@ SETUP=$(python3 "$ROOT/bench/setup.py" --url "http://127.0.0.1:$PORT" --token "$
 field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$SETUP" "$1"; }
 LINK=$(field download_link); IMAGE=$(field image_path); IDS=$(field ids_file); SIZE=$(field size)
 LINK_PATH=${LINK#http://127.0.0.1:$PORT}
+echo "== preparing a 256 MiB release, for memory against image size" >&2
+SETUP2=$(python3 "$ROOT/bench/setup.py" --url "http://127.0.0.1:$PORT" --token "$TOKEN" \
+    --data-dir "$WORK/data" --image-mib 256 --sessions 0 --version 2.0.0)
+LINK2=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['download_link'])" "$SETUP2")
 
 echo "== starting nginx on the same file" >&2
 mkdir -p "$WORK/www"
@@ -68,9 +80,10 @@ NGINX
 nginx -c "$WORK/nginx.conf" -p "$WORK"
 sleep 0.5
 
-# wrk's summary as "req/s|transfer/s|p50|p99"
+# wrk's summary as "req/s|transfer/s|p50|p99", after a 2 s warm-up (caches, connections)
 run_wrk() {
     local out
+    timeout 60 wrk -t2 -c"$CONNS" -d2s --timeout 60s "$@" > /dev/null
     out=$(timeout $((DURATION + 90)) wrk -t2 -c"$CONNS" -d"${DURATION}s" --timeout 60s --latency "$@")
     echo "$out" >> "$WORK/wrk.log"
     local rps tps p50 p99
@@ -97,20 +110,21 @@ with_rss() {
 }
 
 echo "== poll" >&2
+start_devicehub
 export IDS_FILE="$IDS" TOKEN
 POLL=$(run_wrk -s "$ROOT/bench/poll.lua" "http://127.0.0.1:$PORT/")
 echo "== full downloads" >&2
+start_devicehub
 DH_FULL=$(with_rss run_wrk "$LINK")
 NG_FULL=$(run_wrk "http://127.0.0.1:$NGINX_PORT/fw.bin")
 echo "== 1 MiB ranges" >&2
 export SIZE
+start_devicehub
 DH_RANGE=$(TARGET_PATH="$LINK_PATH" with_rss run_wrk -s "$ROOT/bench/range.lua" "http://127.0.0.1:$PORT/")
 NG_RANGE=$(TARGET_PATH=/fw.bin run_wrk -s "$ROOT/bench/range.lua" "http://127.0.0.1:$NGINX_PORT/")
 
-echo "== 256 MiB image, for memory against image size" >&2
-SETUP2=$(python3 "$ROOT/bench/setup.py" --url "http://127.0.0.1:$PORT" --token "$TOKEN" \
-    --data-dir "$WORK/data" --image-mib 256 --sessions 0 --version 2.0.0)
-LINK2=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['download_link'])" "$SETUP2")
+echo "== full 256 MiB downloads" >&2
+start_devicehub
 DH_BIG=$(with_rss run_wrk "$LINK2")
 
 col() { cut -d'|' -f"$2" <<<"$1"; }

@@ -93,6 +93,8 @@ def main():
             # keep the server's number counter ahead of the copies
             db.execute("UPDATE counters SET value = (SELECT MAX(number) FROM sessions) WHERE name = 'session'")
         (count,) = db.execute("SELECT COUNT(*) FROM sessions").fetchone()
+        # fold the bulk insert into the database file, as a server running for a while has
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         db.close()
         with open(ids_file, "w") as f:
             f.write("\n".join(random.sample(ids, min(args.sample, len(ids)))) + "\n")
