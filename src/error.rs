@@ -25,6 +25,13 @@ pub enum Error {
     /// 404: the object does not exist (or no longer does).
     #[error("{0}")]
     NotFound(String),
+    /// 405: the operation does not apply to the object now (hawkBit: cancel feedback on an
+    /// action that is not being canceled).
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// 406: the client accepts no media type we answer in.
+    #[error("{0}")]
+    NotAcceptable(String),
     /// 409: the request conflicts with the current state (duplicate handle, wrong session
     /// state, object in use). `extra` adds fields such as the current session state.
     #[error("{detail}")]
@@ -32,6 +39,9 @@ pub enum Error {
     /// 410: the object existed but is gone for good.
     #[error("{0}")]
     Gone(String),
+    /// 412: a precondition (`If-Match`) does not hold.
+    #[error("{0}")]
+    PreconditionFailed(String),
     /// 413: the body is larger than allowed.
     #[error("{0}")]
     PayloadTooLarge(String),
@@ -102,8 +112,11 @@ impl Error {
             Error::Unauthorized(_) => 401,
             Error::Forbidden(_) => 403,
             Error::NotFound(_) => 404,
+            Error::MethodNotAllowed(_) => 405,
+            Error::NotAcceptable(_) => 406,
             Error::Conflict { .. } => 409,
             Error::Gone(_) => 410,
+            Error::PreconditionFailed(_) => 412,
             Error::PayloadTooLarge(_) => 413,
             Error::UnsupportedMediaType(_) => 415,
             Error::RangeNotSatisfiable { .. } | Error::MultipleRanges { .. } => 416,
@@ -121,8 +134,11 @@ impl Error {
             Error::Unauthorized(_) => "unauthorized",
             Error::Forbidden(_) => "forbidden",
             Error::NotFound(_) => "not_found",
+            Error::MethodNotAllowed(_) => "method_not_allowed",
+            Error::NotAcceptable(_) => "not_acceptable",
             Error::Conflict { code, .. } => code,
             Error::Gone(_) => "gone",
+            Error::PreconditionFailed(_) => "precondition_failed",
             Error::PayloadTooLarge(_) => "payload_too_large",
             Error::UnsupportedMediaType(_) => "unsupported_media_type",
             Error::RangeNotSatisfiable { .. } => "range_not_satisfiable",

@@ -18,6 +18,7 @@
 //! | `queue_limit` | `DEVICEHUB_QUEUE_LIMIT` | `1000` queued jobs; more fail with a queueing error |
 //! | `poll_interval_ms` | `DEVICEHUB_POLL_INTERVAL_MS` | `1000`: how often workers and timers look for work |
 //! | `link_ttl_secs` | `DEVICEHUB_LINK_TTL_SECS` | `3600`: lifetime of a download link |
+//! | `ddi_default_product` | `DEVICEHUB_DDI_DEFAULT_PRODUCT` | none: the product (handle) hawkBit's tenant `DEFAULT` means |
 //! | `timeout_<state>` | `DEVICEHUB_TIMEOUT_<STATE>` | per session state, seconds; see `domain::procedure::Timeouts` |
 //!
 //! The config file is `--config FILE` / `DEVICEHUB_CONFIG`, else `./devicehub.toml` when it
@@ -81,6 +82,8 @@ pub struct Settings {
     pub link_ttl_secs: u64,
     /// Server-wide session lifetimes; a procedure's own timeouts override them.
     pub timeouts: Timeouts,
+    /// The product hawkBit devices reach as tenant `DEFAULT`.
+    pub ddi_default_product: Option<String>,
 }
 
 impl fmt::Debug for Settings {
@@ -103,6 +106,7 @@ impl fmt::Debug for Settings {
             .field("poll_interval_ms", &self.poll_interval_ms)
             .field("link_ttl_secs", &self.link_ttl_secs)
             .field("timeouts", &self.timeouts)
+            .field("ddi_default_product", &self.ddi_default_product)
             .finish()
     }
 }
@@ -145,6 +149,7 @@ struct RawSettings {
     timeout_success: Option<u64>,
     timeout_fail: Option<u64>,
     timeout_unconfirmed: Option<u64>,
+    ddi_default_product: Option<String>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -236,6 +241,7 @@ impl Settings {
                 unconfirmed: raw.timeout_unconfirmed,
             }
             .or(Timeouts::server_defaults()),
+            ddi_default_product: raw.ddi_default_product.filter(|s| !s.is_empty()),
         };
         settings.validate()?;
         Ok(settings)

@@ -23,6 +23,14 @@ pub struct Device {
     pub last_session_id: Option<String>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// SHA-256 of the device's hawkBit target token.
+    pub target_token_hash: Option<String>,
+    /// Ask the device for its attributes (hawkBit `configData` link).
+    pub attributes_requested: bool,
+    /// Auto-confirm state (JSON), `None` when off.
+    pub auto_confirm: Option<String>,
+    /// The assigned session the device last installed (hawkBit `installedBase`).
+    pub installed_session_id: Option<String>,
 }
 
 /// `Some(None)` clears a nullable column, `None` leaves it.
@@ -38,6 +46,10 @@ pub struct DeviceChanges {
     pub last_seen: Option<Option<NaiveDateTime>>,
     pub last_session_id: Option<Option<String>>,
     pub updated_at: Option<NaiveDateTime>,
+    pub target_token_hash: Option<Option<String>>,
+    pub attributes_requested: Option<bool>,
+    pub auto_confirm: Option<Option<String>>,
+    pub installed_session_id: Option<Option<String>>,
 }
 
 #[derive(Debug, Default)]
@@ -102,4 +114,23 @@ pub fn list(conn: &mut AnyConnection, filter: &Filter, page: super::Page) -> Que
         .select(Device::as_select())
         .load(conn)?;
     Ok((rows, total))
+}
+
+/// A device by the hash of its target token, within a product.
+pub fn find_by_token_hash(conn: &mut AnyConnection, product_id: &str, hash: &str) -> QueryResult<Option<Device>> {
+    devices::table
+        .filter(devices::product_id.eq(product_id))
+        .filter(devices::target_token_hash.eq(hash))
+        .select(Device::as_select())
+        .load(conn)
+        .map(|rows| rows.into_iter().next())
+}
+
+/// Devices of a product in a channel, or with all the given attributes (assignment targets).
+pub fn in_product(conn: &mut AnyConnection, product_id: &str, channel_id: Option<&str>) -> QueryResult<Vec<Device>> {
+    let mut q = devices::table.filter(devices::product_id.eq(product_id)).into_boxed();
+    if let Some(c) = channel_id {
+        q = q.filter(devices::channel_id.eq(c.to_owned()));
+    }
+    q.order(devices::created_at).select(Device::as_select()).load(conn)
 }

@@ -12,6 +12,14 @@ pub struct Product {
     pub name: String,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// hawkBit DDI: devices may authenticate with their own target token.
+    pub ddi_target_token_auth: bool,
+    /// hawkBit DDI: gateways (API tokens with a device role here) may act for any device.
+    pub ddi_gateway_token_auth: bool,
+    /// hawkBit DDI: the polling interval devices are told.
+    pub ddi_polling_secs: i32,
+    /// hawkBit DDI: new assignments wait for the device's consent.
+    pub ddi_confirmation_required: bool,
 }
 
 #[derive(Debug, Default, AsChangeset)]
@@ -20,6 +28,20 @@ pub struct ProductChanges {
     pub tid: Option<String>,
     pub name: Option<String>,
     pub updated_at: Option<NaiveDateTime>,
+    pub ddi_target_token_auth: Option<bool>,
+    pub ddi_gateway_token_auth: Option<bool>,
+    pub ddi_polling_secs: Option<i32>,
+    pub ddi_confirmation_required: Option<bool>,
+}
+
+/// A product by its handle, ignoring case (hawkBit tenants are case-insensitive).
+pub fn find_by_tid_ignoring_case(conn: &mut AnyConnection, tid: &str) -> QueryResult<Option<Product>> {
+    diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
+    products::table
+        .filter(lower(products::tid).eq(tid.to_lowercase()))
+        .select(Product::as_select())
+        .load(conn)
+        .map(|rows| rows.into_iter().next())
 }
 
 crate::db::handle_lookups!(products, Product);

@@ -8,6 +8,10 @@ diesel::table! {
         name -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        ddi_target_token_auth -> Bool,
+        ddi_gateway_token_auth -> Bool,
+        ddi_polling_secs -> Integer,
+        ddi_confirmation_required -> Bool,
     }
 }
 
@@ -97,6 +101,10 @@ diesel::table! {
         last_session_id -> Nullable<Text>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        target_token_hash -> Nullable<Text>,
+        attributes_requested -> Bool,
+        auto_confirm -> Nullable<Text>,
+        installed_session_id -> Nullable<Text>,
     }
 }
 
@@ -176,6 +184,12 @@ diesel::table! {
         expired_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        action_type -> Nullable<Text>,
+        maintenance_start -> Nullable<Timestamp>,
+        maintenance_end -> Nullable<Timestamp>,
+        cancel_requested_at -> Nullable<Timestamp>,
+        consent_required -> Bool,
+        consented_at -> Nullable<Timestamp>,
     }
 }
 

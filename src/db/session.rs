@@ -34,6 +34,15 @@ pub struct Session {
     pub expired_at: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// Set for sessions an admin assigned (hawkBit actions): `forced`, `soft`, `download_only`.
+    pub action_type: Option<String>,
+    pub maintenance_start: Option<NaiveDateTime>,
+    pub maintenance_end: Option<NaiveDateTime>,
+    /// An admin asked the device to cancel; it has not confirmed yet.
+    pub cancel_requested_at: Option<NaiveDateTime>,
+    /// The device must consent before it is offered the update (hawkBit confirmation flow).
+    pub consent_required: bool,
+    pub consented_at: Option<NaiveDateTime>,
 }
 
 /// What a transition writes besides the state.
@@ -48,6 +57,8 @@ pub struct StateChange {
     pub artifact_sha256: Option<Option<String>>,
     pub fail_reason: Option<Option<String>>,
     pub updated_at: Option<NaiveDateTime>,
+    pub cancel_requested_at: Option<Option<NaiveDateTime>>,
+    pub consented_at: Option<Option<NaiveDateTime>>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -168,4 +179,48 @@ pub fn events(conn: &mut AnyConnection, session_id: &str, limit: i64) -> QueryRe
         .limit(limit)
         .select(SessionEvent::as_select())
         .load(conn)
+}
+
+/// A session by its short number within a product (hawkBit action ids), expired or not.
+pub fn find_by_number(conn: &mut AnyConnection, product_id: &str, number: i64) -> QueryResult<Option<Session>> {
+    sessions::table
+        .filter(sessions::number.eq(number))
+        .filter(sessions::product_id.eq(product_id))
+        .select(Session::as_select())
+        .get_result(conn)
+        .optional()
+}
+
+/// A device's live assigned sessions that are not finished, oldest first: the first is the
+/// action the device works on (hawkBit's single "current" action).
+pub fn open_assignments(conn: &mut AnyConnection, device_id: &str) -> QueryResult<Vec<Session>> {
+    sessions::table
+        .filter(sessions::device_id.eq(device_id))
+        .filter(sessions::expired_at.is_null())
+        .filter(sessions::action_type.is_not_null())
+        .filter(sessions::state.eq_any(["queued", "processing", "created"]))
+        .order((sessions::created_at, sessions::number))
+        .select(Session::as_select())
+        .load(conn)
+}
+
+/// How many history rows a session has (hawkBit caps intermediate feedback).
+pub fn count_events(conn: &mut AnyConnection, session_id: &str) -> QueryResult<i64> {
+    session_events::table.filter(session_events::session_id.eq(session_id)).count().get_result(conn)
+}
+
+/// Sets or clears the pending-cancel mark of a live session.
+pub fn set_cancel_requested(conn: &mut AnyConnection, id: &str, at: Option<NaiveDateTime>) -> QueryResult<bool> {
+    let n = diesel::update(sessions::table.find(id).filter(sessions::expired_at.is_null()))
+        .set(sessions::cancel_requested_at.eq(at))
+        .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Records the device's consent.
+pub fn set_consented(conn: &mut AnyConnection, id: &str, at: NaiveDateTime) -> QueryResult<bool> {
+    let n = diesel::update(sessions::table.find(id).filter(sessions::consented_at.is_null()))
+        .set(sessions::consented_at.eq(at))
+        .execute(conn)?;
+    Ok(n == 1)
 }

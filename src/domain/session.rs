@@ -42,6 +42,9 @@ pub enum Event {
     Confirm { success: bool },
     /// The state's expiration time passed.
     Timeout,
+    /// The assignment is withdrawn (hawkBit cancel): before the device saw it, or after
+    /// the device confirmed the cancel. design.md's hawkBit mapping: → `fail`, "canceled".
+    Cancel,
 }
 
 /// What a transition does.
@@ -160,6 +163,8 @@ pub fn transition(state: State, event: Event) -> Result<Outcome, Conflict> {
 
         (S::Ready | S::UpToDate | S::Success | S::Fail | S::Unconfirmed, E::Timeout) => Expire,
 
+        (S::Queued | S::Processing | S::Created, E::Cancel) => Move(S::Fail),
+
         _ => return Err(Conflict { state, event }),
     };
     Ok(outcome)
@@ -173,6 +178,7 @@ impl Conflict {
             Event::Claim => "cannot be claimed by a worker",
             Event::QueueError | Event::PipelineDone { .. } | Event::PipelineFailed => "is not in the pipeline",
             Event::Timeout => "has no timer",
+            Event::Cancel => "cannot be canceled",
         };
         Error::conflict("session_state", format!("the session is in state {} and {what}", self.state))
             .with_extra("state", self.state.as_str())
@@ -224,10 +230,12 @@ mod tests {
             E::Confirm { success: true },
             E::Confirm { success: false },
             E::Timeout,
+            E::Cancel,
         ]
     }
 
-    /// design.md's table, row by row; every other (state, event) pair is a conflict.
+    /// design.md's table, row by row (plus the cancel of its hawkBit mapping); every other
+    /// (state, event) pair is a conflict.
     #[test]
     fn the_whole_table_and_nothing_more() {
         let table: Vec<(State, Event, Outcome)> = vec![
@@ -246,6 +254,10 @@ mod tests {
             (S::Success, E::Timeout, Expire),
             (S::Fail, E::Timeout, Expire),
             (S::Unconfirmed, E::Timeout, Expire),
+            // hawkBit cancel (design.md's mapping)
+            (S::Queued, E::Cancel, Move(S::Fail)),
+            (S::Processing, E::Cancel, Move(S::Fail)),
+            (S::Created, E::Cancel, Move(S::Fail)),
             // safe repeats
             (S::Queued, E::Start, Repeat),
             (S::Processing, E::Start, Repeat),

@@ -20,9 +20,15 @@ pub enum Served {
 }
 
 pub async fn respond(req: &HttpRequest, storage: &Storage, d: &Blob) -> Result<(HttpResponse, Served)> {
-    let etag = format!("\"{}\"", d.sha256);
+    let etag = format!("\"{}\"", d.etag);
     let header = |name| req.headers().get(name).and_then(|v: &HeaderValue| v.to_str().ok());
 
+    // RFC 9110 §13.2.2 order: If-Match first. hawkBit clients echo the tag quoted or bare.
+    if let Some(tags) = header(header::IF_MATCH)
+        && !tags.split(',').map(str::trim).any(|t| t == "*" || t == etag || t == d.etag)
+    {
+        return Err(Error::PreconditionFailed(format!("the artifact's entity tag is {etag}")));
+    }
     // §13.1.2: a client that has this exact entity needs no body.
     if let Some(tags) = header(header::IF_NONE_MATCH)
         && tags.split(',').map(str::trim).any(|t| t == etag || t == "*" || t.strip_prefix("W/") == Some(etag.as_str()))

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod ddi;
 pub mod download;
 pub mod errors;
 pub mod health;
@@ -36,6 +37,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
                 .configure(api::configure)
                 .default_service(web::to(errors::not_found)),
         )
+        .configure(ddi::configure)
         .default_service(web::to(errors::not_found));
 }
 

@@ -74,11 +74,68 @@ fn new_id() -> String {
 
 // ---- products ----------------------------------------------------------------------
 
-fn product_view(p: db::product::Product) -> HandleView {
-    HandleView { id: p.id, tid: p.tid, name: p.name, product: None, created_at: p.created_at, updated_at: p.updated_at }
+/// A product, with how its devices may use hawkBit DDI.
+#[derive(Debug, Serialize)]
+pub struct ProductView {
+    pub id: String,
+    pub tid: String,
+    pub name: String,
+    pub ddi: DdiSettings,
+    #[serde(serialize_with = "time::rfc3339")]
+    pub created_at: NaiveDateTime,
+    #[serde(serialize_with = "time::rfc3339")]
+    pub updated_at: NaiveDateTime,
 }
 
-pub async fn create_product(state: &AppState, actor: &Actor, input: NewHandle) -> Result<HandleView> {
+#[derive(Debug, Serialize)]
+pub struct DdiSettings {
+    /// `Authorization: TargetToken <device token>` (on by default).
+    pub target_token_auth: bool,
+    /// `Authorization: GatewayToken <API token of a user with the device role here>`.
+    pub gateway_token_auth: bool,
+    /// The polling interval devices are told (30 to 86399 s).
+    pub polling_secs: i32,
+    /// New assignments wait for the device's consent (hawkBit confirmation flow).
+    pub confirmation_required: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DdiSettingsUpdate {
+    pub target_token_auth: Option<bool>,
+    pub gateway_token_auth: Option<bool>,
+    pub polling_secs: Option<i32>,
+    pub confirmation_required: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProductUpdate {
+    pub tid: Option<String>,
+    pub name: Option<String>,
+    pub ddi: Option<DdiSettingsUpdate>,
+}
+
+fn product_view(p: db::product::Product) -> ProductView {
+    ProductView {
+        id: p.id,
+        tid: p.tid,
+        name: p.name,
+        ddi: DdiSettings {
+            target_token_auth: p.ddi_target_token_auth,
+            gateway_token_auth: p.ddi_gateway_token_auth,
+            polling_secs: p.ddi_polling_secs,
+            confirmation_required: p.ddi_confirmation_required,
+        },
+        created_at: p.created_at,
+        updated_at: p.updated_at,
+    }
+}
+
+/// hawkBit's own default polling interval is 5 minutes.
+const DEFAULT_POLLING_SECS: i32 = 300;
+
+pub async fn create_product(state: &AppState, actor: &Actor, input: NewHandle) -> Result<ProductView> {
     actor.require(Action::Manage, Scope::Global)?;
     validate_tid("tid", &input.tid)?;
     validate_name("name", &input.name)?;
@@ -92,6 +149,11 @@ pub async fn create_product(state: &AppState, actor: &Actor, input: NewHandle) -
                 name: input.name,
                 created_at: now,
                 updated_at: now,
+                // The same defaults as the migration: target tokens on, gateway tokens off.
+                ddi_target_token_auth: true,
+                ddi_gateway_token_auth: false,
+                ddi_polling_secs: DEFAULT_POLLING_SECS,
+                ddi_confirmation_required: false,
             };
             db::product::insert(conn, &row).map_err(Error::from).map_err(duplicate("product", "tid", &row.tid))?;
             Ok(product_view(row))
@@ -99,7 +161,7 @@ pub async fn create_product(state: &AppState, actor: &Actor, input: NewHandle) -
         .await
 }
 
-pub async fn list_products(state: &AppState, actor: &Actor, params: ListParams) -> Result<Listing<HandleView>> {
+pub async fn list_products(state: &AppState, actor: &Actor, params: ListParams) -> Result<Listing<ProductView>> {
     let page = params.page()?;
     let only = actor.products_allowing(Action::Read);
     state
@@ -111,7 +173,7 @@ pub async fn list_products(state: &AppState, actor: &Actor, params: ListParams) 
         .await
 }
 
-pub async fn get_product(state: &AppState, actor: &Actor, id: String) -> Result<HandleView> {
+pub async fn get_product(state: &AppState, actor: &Actor, id: String) -> Result<ProductView> {
     let actor = actor.clone();
     state
         .db
@@ -123,16 +185,31 @@ pub async fn get_product(state: &AppState, actor: &Actor, id: String) -> Result<
         .await
 }
 
-pub async fn update_product(state: &AppState, actor: &Actor, id: String, input: HandleUpdate) -> Result<HandleView> {
-    input.validate()?;
+pub async fn update_product(state: &AppState, actor: &Actor, id: String, input: ProductUpdate) -> Result<ProductView> {
+    HandleUpdate { tid: input.tid.clone(), name: input.name.clone() }.validate()?;
+    let ddi = input.ddi.unwrap_or_default();
+    if let Some(secs) = ddi.polling_secs
+        && !(30..=86_399).contains(&secs)
+    {
+        return Err(Error::invalid(
+            "ddi.polling_secs: 30 to 86399 seconds (hawkBit clients cannot read a day or more)",
+        ));
+    }
     let actor = actor.clone();
     state
         .db
         .run(move |conn| {
             let p = find_path(conn, "product", &id, db::product::find_by_ref)?;
             actor.require_in(Action::Manage, &p.id)?;
-            let changes =
-                db::product::ProductChanges { tid: input.tid.clone(), name: input.name, updated_at: Some(time::now()) };
+            let changes = db::product::ProductChanges {
+                tid: input.tid.clone(),
+                name: input.name,
+                updated_at: Some(time::now()),
+                ddi_target_token_auth: ddi.target_token_auth,
+                ddi_gateway_token_auth: ddi.gateway_token_auth,
+                ddi_polling_secs: ddi.polling_secs,
+                ddi_confirmation_required: ddi.confirmation_required,
+            };
             db::product::update(conn, &p.id, &changes).map_err(Error::from).map_err(duplicate(
                 "product",
                 "tid",

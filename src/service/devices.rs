@@ -69,6 +69,11 @@ pub struct DeviceView {
     pub created_at: NaiveDateTime,
     #[serde(serialize_with = "time::rfc3339")]
     pub updated_at: NaiveDateTime,
+    /// Whether the device has a hawkBit target token (the token itself is shown only when
+    /// it is made: on create and on rotation).
+    pub has_target_token: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_token: Option<String>,
 }
 
 pub fn view(d: db::device::Device) -> DeviceView {
@@ -86,25 +91,48 @@ pub fn view(d: db::device::Device) -> DeviceView {
         last_session: d.last_session_id,
         created_at: d.created_at,
         updated_at: d.updated_at,
+        has_target_token: d.target_token_hash.is_some(),
+        target_token: None,
     }
 }
 
-pub const MAX_ATTRIBUTES: usize = 100;
-pub const MAX_ATTRIBUTE_LEN: usize = 128;
+/// A hawkBit target token: 16 random bytes as 32 lowercase hex characters, the format
+/// hawkBit generates (some provisioning scripts expect it).
+pub fn generate_target_token() -> String {
+    use rand::RngExt;
+    let bytes: [u8; 16] = rand::rng().random();
+    hex::encode(bytes)
+}
 
-/// Attributes are a flat map of strings (hawkBit's rule), at most 100 entries of ≤128 chars.
+/// Makes a new target token for a device; the old one stops working at once.
+pub async fn rotate_target_token(state: &AppState, actor: &Actor, id: String) -> Result<DeviceView> {
+    let actor = actor.clone();
+    state
+        .db
+        .run(move |conn| {
+            let d = find(conn, &id)?;
+            actor.require_in(Action::Write, &d.product_id)?;
+            let token = generate_target_token();
+            let changes = db::device::DeviceChanges {
+                target_token_hash: Some(Some(crate::service::auth::hash_token(&token))),
+                updated_at: Some(time::now()),
+                ..Default::default()
+            };
+            db::device::update(conn, &d.id, &changes)?;
+            let mut v = view(find(conn, &d.id)?);
+            v.target_token = Some(token);
+            Ok(v)
+        })
+        .await
+}
+
+/// Checks a complete attribute map and returns it as the JSON text to store.
 pub fn validate_attributes(attributes: &Map<String, Value>) -> Result<String> {
-    if attributes.len() > MAX_ATTRIBUTES {
-        return Err(Error::invalid(format!("attributes: at most {MAX_ATTRIBUTES} entries")));
-    }
-    for (k, v) in attributes {
-        let Value::String(s) = v else {
-            return Err(Error::invalid(format!("attributes: the value of {k:?} must be a string")));
-        };
-        if k.is_empty() || k.chars().count() > MAX_ATTRIBUTE_LEN || s.chars().count() > MAX_ATTRIBUTE_LEN {
-            return Err(Error::invalid(format!("attributes: keys and values are 1 to {MAX_ATTRIBUTE_LEN} characters")));
-        }
-    }
+    use crate::domain::attributes::{AttributeError, MAX_ATTRIBUTES, validate};
+    validate(attributes).map_err(|e| match e {
+        AttributeError::TooMany => Error::invalid(format!("attributes: at most {MAX_ATTRIBUTES} entries")),
+        other => other.into(),
+    })?;
     serde_json::to_string(attributes).map_err(|e| Error::internal(e.to_string()))
 }
 
@@ -172,6 +200,7 @@ pub async fn create(state: &AppState, actor: &Actor, input: NewDevice) -> Result
                     })
                     .transpose()?;
                 let now = time::now();
+                let target_token = generate_target_token();
                 let row = db::device::Device {
                     id: uuid::Uuid::new_v4().to_string(),
                     product_id,
@@ -186,13 +215,19 @@ pub async fn create(state: &AppState, actor: &Actor, input: NewDevice) -> Result
                     last_session_id: None,
                     created_at: now,
                     updated_at: now,
+                    target_token_hash: Some(crate::service::auth::hash_token(&target_token)),
+                    attributes_requested: true,
+                    auto_confirm: None,
+                    installed_session_id: None,
                 };
                 db::device::insert(conn, &row).map_err(Error::from).map_err(super::duplicate(
                     "device in this product",
                     "device_id",
                     &input.device_id,
                 ))?;
-                Ok(view(row))
+                let mut v = view(row);
+                v.target_token = Some(target_token);
+                Ok(v)
             })
         })
         .await

@@ -297,6 +297,16 @@ pub async fn release(state: &AppState, actor: &Actor, id: String) -> Result<Firm
         .await
 }
 
+/// A released firmware with its image, by id: what may be assigned to devices.
+pub fn find_released(conn: &mut AnyConnection, id: &str) -> Result<db::firmware::Firmware> {
+    let (f, _) = find_with_product(conn, id)?;
+    if f.state != db::firmware::STATE_RELEASED || f.object_key.is_none() {
+        return Err(Error::conflict("firmware_not_released", "only released firmware can be assigned to devices")
+            .with_extra("state", f.state));
+    }
+    Ok(f)
+}
+
 /// The stored image of a firmware, for readers of its product.
 pub async fn image(state: &AppState, actor: &Actor, id: String) -> Result<crate::storage::Blob> {
     let actor = actor.clone();
@@ -311,7 +321,7 @@ pub async fn image(state: &AppState, actor: &Actor, id: String) -> Result<crate:
             Ok(crate::storage::Blob {
                 key,
                 size: u64::try_from(size).unwrap_or_default(),
-                sha256,
+                etag: sha256,
                 filename: f.filename.unwrap_or_else(|| "firmware.bin".into()),
             })
         })

@@ -1,8 +1,10 @@
 //! Use-cases shared by every door. The only callers of `db::*`; rights are checked here,
 //! once, so the REST API, the UI and the device protocols cannot disagree.
 
+pub mod assignments;
 pub mod auth;
 pub mod catalog;
+pub mod ddi;
 pub mod devices;
 pub mod firmware;
 pub mod links;

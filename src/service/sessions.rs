@@ -70,6 +70,34 @@ pub struct HistoryEntry {
     #[serde(flatten)]
     pub session: SessionView,
     pub expired: bool,
+    /// For sessions an admin assigned: how hawkBit devices see them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action: Option<ActionView>,
+}
+
+/// A session as a hawkBit action: its DDI id (a string, as DDI writes ids) and details.
+#[derive(Debug, Serialize)]
+pub struct ActionView {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub action_type: String,
+    pub cancel_requested: bool,
+    pub consent_required: bool,
+    pub consented: bool,
+}
+
+impl HistoryEntry {
+    pub fn of(state: &AppState, s: Session, creator: String) -> Result<HistoryEntry> {
+        let expired = s.expired_at.is_some();
+        let action = s.action_type.clone().map(|action_type| ActionView {
+            id: s.number.to_string(),
+            action_type,
+            cancel_requested: s.cancel_requested_at.is_some(),
+            consent_required: s.consent_required,
+            consented: s.consented_at.is_some(),
+        });
+        Ok(HistoryEntry { session: view(state, s, creator)?, expired, action })
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -240,13 +268,8 @@ pub async fn list(state: &AppState, actor: &Actor, query: SessionQuery) -> Resul
                 expired,
             };
             let (rows, total) = db::session::list(conn, &filter, page)?;
-            let items = rows
-                .into_iter()
-                .map(|(s, creator)| {
-                    let expired = s.expired_at.is_some();
-                    Ok(HistoryEntry { session: view(&st, s, creator)?, expired })
-                })
-                .collect::<Result<Vec<_>>>()?;
+            let items =
+                rows.into_iter().map(|(s, creator)| HistoryEntry::of(&st, s, creator)).collect::<Result<Vec<_>>>()?;
             Ok(Listing::new(items, total, page))
         })
         .await
@@ -352,7 +375,7 @@ pub async fn deliverable(state: &AppState, auth: DownloadAuth, id: String) -> Re
             Ok(Blob {
                 key: key.clone(),
                 size: payload["size"].as_u64().unwrap_or_default(),
-                sha256: sha256.clone(),
+                etag: sha256.clone(),
                 filename: payload["filename"].as_str().unwrap_or("firmware.bin").to_owned(),
             })
         })
@@ -729,9 +752,6 @@ fn open_session(
     let chosen = selection::choose(&candidates, current, drafts, target).and_then(|i| pool.get(i));
     let state = if chosen.is_some() { State::Ready } else { State::UpToDate };
 
-    let overrides: Timeouts =
-        serde_json::from_str(&procedure.timeouts).map_err(|e| Error::internal(format!("procedure timeouts: {e}")))?;
-    let timeouts = overrides.or(defaults);
     let session_id = uuid::Uuid::new_v4().to_string();
     let device = match &input.device_id {
         Some(d) => Some(touch_device(
@@ -747,32 +767,26 @@ fn open_session(
         )?),
         None => None,
     };
-    let row = Session {
-        id: session_id,
-        number: db::session::next_number(conn)?,
-        state: state.as_str().to_owned(),
-        creator_id: actor.user_id.clone(),
-        product_id: model.product_id.clone(),
-        model_id: model.id.clone(),
-        channel_id: Some(channel.id.clone()),
-        device_id: device,
-        procedure_id: procedure.id.clone(),
-        current_firmware_id: current_fw.map(|f| f.id),
-        current_version: current.map(ToString::to_string),
-        target_firmware_id: chosen.map(|f| f.id.clone()),
-        steps: procedure.steps.clone(),
-        confirm: procedure.confirm,
-        timeouts: serde_json::to_string(&timeouts).map_err(|e| Error::internal(e.to_string()))?,
-        payload: None,
-        artifact_key: None,
-        artifact_sha256: None,
-        fail_reason: None,
-        expires_at: state.expires_at(now, &timeouts),
-        expired_at: None,
-        created_at: now,
-        updated_at: now,
-    };
-    db::session::insert(conn, &row)?;
+    let row = insert_session(
+        conn,
+        NewSession {
+            id: session_id,
+            state,
+            creator_id: actor.user_id.clone(),
+            product_id: model.product_id.clone(),
+            model_id: model.id.clone(),
+            channel_id: Some(channel.id.clone()),
+            device_id: device,
+            procedure: &procedure,
+            confirm: procedure.confirm,
+            defaults,
+            current_firmware_id: current_fw.map(|f| f.id),
+            current_version: current.map(ToString::to_string),
+            target_firmware_id: chosen.map(|f| f.id.clone()),
+            assignment: None,
+            now,
+        },
+    )?;
     let message = match chosen {
         Some(f) => format!("target {} (current {})", f.version, current.map_or("none".into(), ToString::to_string)),
         None => "no newer firmware: up to date".to_owned(),
@@ -782,30 +796,103 @@ fn open_session(
     Ok((row, actor.username.clone()))
 }
 
-fn find_procedure(conn: &mut AnyConnection, input: &UpdateRequest) -> Result<db::delivery::DeliveryProcedure> {
-    let method = input
-        .delivery_method
-        .as_deref()
+/// What a new session is made of; see [`insert_session`].
+pub struct NewSession<'a> {
+    pub id: String,
+    pub state: State,
+    pub creator_id: String,
+    pub product_id: String,
+    pub model_id: String,
+    pub channel_id: Option<String>,
+    pub device_id: Option<String>,
+    pub procedure: &'a db::delivery::DeliveryProcedure,
+    /// Whether the device must confirm (assignments always do: the device reports `closed`).
+    pub confirm: bool,
+    /// The server's lifetimes; the procedure's own override them.
+    pub defaults: Timeouts,
+    pub current_firmware_id: Option<String>,
+    pub current_version: Option<String>,
+    pub target_firmware_id: Option<String>,
+    pub assignment: Option<Assignment>,
+    pub now: NaiveDateTime,
+}
+
+/// What makes a session a hawkBit action.
+#[derive(Debug, Clone)]
+pub struct Assignment {
+    pub action_type: crate::domain::ddi::ActionType,
+    pub window: Option<(NaiveDateTime, NaiveDateTime)>,
+    pub consent_required: bool,
+}
+
+/// Inserts a session with a fresh number, the procedure's steps and lifetimes frozen in.
+pub fn insert_session(conn: &mut AnyConnection, n: NewSession<'_>) -> Result<Session> {
+    let overrides: Timeouts =
+        serde_json::from_str(&n.procedure.timeouts).map_err(|e| Error::internal(format!("procedure timeouts: {e}")))?;
+    let timeouts = overrides.or(n.defaults);
+    let row = Session {
+        id: n.id,
+        number: db::session::next_number(conn)?,
+        state: n.state.as_str().to_owned(),
+        creator_id: n.creator_id,
+        product_id: n.product_id,
+        model_id: n.model_id,
+        channel_id: n.channel_id,
+        device_id: n.device_id,
+        procedure_id: n.procedure.id.clone(),
+        current_firmware_id: n.current_firmware_id,
+        current_version: n.current_version,
+        target_firmware_id: n.target_firmware_id,
+        steps: n.procedure.steps.clone(),
+        confirm: n.confirm,
+        timeouts: serde_json::to_string(&timeouts).map_err(|e| Error::internal(e.to_string()))?,
+        payload: None,
+        artifact_key: None,
+        artifact_sha256: None,
+        fail_reason: None,
+        expires_at: n.state.expires_at(n.now, &timeouts),
+        expired_at: None,
+        created_at: n.now,
+        updated_at: n.now,
+        action_type: n.assignment.as_ref().map(|a| a.action_type.as_str().to_owned()),
+        maintenance_start: n.assignment.as_ref().and_then(|a| a.window.map(|w| w.0)),
+        maintenance_end: n.assignment.as_ref().and_then(|a| a.window.map(|w| w.1)),
+        cancel_requested_at: None,
+        consent_required: n.assignment.as_ref().is_some_and(|a| a.consent_required),
+        consented_at: None,
+    };
+    db::session::insert(conn, &row)?;
+    Ok(row)
+}
+
+pub fn find_procedure_by_refs(
+    conn: &mut AnyConnection,
+    procedure: Option<&str>,
+    procedure_field: &str,
+    method: Option<&str>,
+) -> Result<db::delivery::DeliveryProcedure> {
+    let method = method
         .map(|m| resolve(conn, "delivery method", "delivery_method", m, db::delivery::methods::find_by_ref))
         .transpose()?;
-    let named = input.delivery_procedure_tid.as_deref().or(input.delivery_procedure.as_deref());
-    let procedure = match (named, &method) {
-        (Some(p), _) => {
-            let field =
-                if input.delivery_procedure_tid.is_some() { "delivery_procedure_tid" } else { "delivery_procedure" };
-            resolve(conn, "delivery procedure", field, p, db::delivery::procedures::find_by_ref)?
-        }
+    let procedure = match (procedure, &method) {
+        (Some(p), _) => resolve(conn, "delivery procedure", procedure_field, p, db::delivery::procedures::find_by_ref)?,
         (None, Some(m)) => {
             let (mut under, total) =
                 db::delivery::procedures::list(conn, Some(&m.id), db::Page { limit: 2, offset: 0 })?;
             if total != 1 {
-                return Err(Error::invalid(
-                    "delivery_procedure_tid is required (the delivery method has more or fewer than one procedure)",
-                ));
+                return Err(Error::invalid(format!(
+                    "{procedure_field} is required (the delivery method has more or fewer than one procedure)"
+                )));
             }
             under.remove(0)
         }
-        (None, None) => return Err(Error::invalid("delivery_procedure_tid is required")),
+        (None, None) => {
+            let (mut all, total) = db::delivery::procedures::list(conn, None, db::Page { limit: 2, offset: 0 })?;
+            if total != 1 {
+                return Err(Error::invalid(format!("{procedure_field} is required")));
+            }
+            all.remove(0)
+        }
     };
     if let Some(m) = method
         && m.id != procedure.delivery_method_id
@@ -816,6 +903,18 @@ fn find_procedure(conn: &mut AnyConnection, input: &UpdateRequest) -> Result<db:
         ));
     }
     Ok(procedure)
+}
+
+fn find_procedure(conn: &mut AnyConnection, input: &UpdateRequest) -> Result<db::delivery::DeliveryProcedure> {
+    let (named, field) = match (&input.delivery_procedure_tid, &input.delivery_procedure) {
+        (Some(p), _) => (Some(p.as_str()), "delivery_procedure_tid"),
+        (None, Some(p)) => (Some(p.as_str()), "delivery_procedure"),
+        (None, None) => (None, "delivery_procedure_tid"),
+    };
+    if named.is_none() && input.delivery_method.is_none() {
+        return Err(Error::invalid("delivery_procedure_tid is required"));
+    }
+    find_procedure_by_refs(conn, named, field, input.delivery_method.as_deref())
 }
 
 /// Creates or updates the device twin from what the device just told us.
@@ -861,6 +960,10 @@ fn touch_device(
                 last_session_id: Some(session_id.to_owned()),
                 created_at: now,
                 updated_at: now,
+                target_token_hash: None,
+                attributes_requested: true,
+                auto_confirm: None,
+                installed_session_id: None,
             };
             db::device::insert(conn, &row)?;
             Ok(row.id)

@@ -70,8 +70,9 @@ fn read_file_blocks(file: std::fs::File, range: Range<u64>) -> BoxStream<'static
 pub struct Blob {
     pub key: String,
     pub size: u64,
-    /// Hex SHA-256: the strong entity tag.
-    pub sha256: String,
+    /// The strong entity tag, unquoted: the hex SHA-256 (hawkBit's door uses the SHA-1,
+    /// as hawkBit does).
+    pub etag: String,
     pub filename: String,
 }
 

@@ -7,6 +7,7 @@ mod helpers;
 
 mod authz;
 mod catalog;
+mod ddi;
 mod devices;
 mod downloads;
 mod firmware;

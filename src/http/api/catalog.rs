@@ -7,7 +7,7 @@ use crate::error::Result;
 use crate::http::pagination;
 use crate::service::catalog::{
     self as svc, HandleUpdate, NewHandle, NewProcedure, NewScoped, ProcedureQuery, ProcedureUpdate, ProductScoped,
-    ScopedQuery,
+    ProductUpdate, ScopedQuery,
 };
 use crate::service::{Actor, ListParams};
 use crate::state::AppState;
@@ -55,7 +55,7 @@ async fn get_product(s: State, a: Actor, id: Id) -> Result<HttpResponse> {
     Ok(HttpResponse::Ok().json(svc::get_product(&s, &a, id.into_inner()).await?))
 }
 
-async fn update_product(s: State, a: Actor, id: Id, body: web::Json<HandleUpdate>) -> Result<HttpResponse> {
+async fn update_product(s: State, a: Actor, id: Id, body: web::Json<ProductUpdate>) -> Result<HttpResponse> {
     Ok(HttpResponse::Ok().json(svc::update_product(&s, &a, id.into_inner(), body.into_inner()).await?))
 }
 

@@ -16,7 +16,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::scope("/devices")
             .service(web::resource("").get(list).post(create))
             .service(web::resource("/{id}").get(get).patch(update).put(update).delete(delete))
-            .service(web::resource("/{id}/sessions").get(history)),
+            .service(web::resource("/{id}/sessions").get(history))
+            .service(web::resource("/{id}/target-token").post(rotate_target_token)),
     );
 }
 
@@ -35,6 +36,11 @@ async fn get(s: State, a: Actor, id: Id) -> Result<HttpResponse> {
 
 async fn update(s: State, a: Actor, id: Id, body: web::Json<DeviceUpdate>) -> Result<HttpResponse> {
     Ok(HttpResponse::Ok().json(svc::update(&s, &a, id.into_inner(), body.into_inner()).await?))
+}
+
+/// A new hawkBit target token (shown in this answer only); the old one stops working.
+async fn rotate_target_token(s: State, a: Actor, id: Id) -> Result<HttpResponse> {
+    Ok(HttpResponse::Ok().json(svc::rotate_target_token(&s, &a, id.into_inner()).await?))
 }
 
 /// The device's firmware-update sessions, expired ones included.

@@ -6,6 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use crate::error::Result;
 use crate::http::pagination;
 use crate::service::Actor;
+use crate::service::assignments::AssignRequest;
 use crate::service::firmware::{self as svc, FirmwareQuery, FirmwareUpdate, NewFirmware, UploadOptions};
 use crate::state::AppState;
 
@@ -23,7 +24,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .route(web::get().to(download_image))
                     .route(web::head().to(download_image)),
             )
-            .service(web::resource("/{id}/release").post(release)),
+            .service(web::resource("/{id}/release").post(release))
+            .service(web::resource("/{id}/assign").post(assign)),
     );
 }
 
@@ -69,6 +71,13 @@ async fn upload_image(
 async fn download_image(s: State, a: Actor, id: Id, req: HttpRequest) -> Result<HttpResponse> {
     let blob = svc::image(&s, &a, id.into_inner()).await?;
     Ok(crate::http::download::respond(&req, &s.storage, &blob).await?.0)
+}
+
+/// Push a released firmware to devices (by id/identity, channel or attributes): one
+/// session each, started at once; hawkBit devices see it as an action.
+async fn assign(s: State, a: Actor, id: Id, body: web::Json<AssignRequest>) -> Result<HttpResponse> {
+    Ok(HttpResponse::Created()
+        .json(crate::service::assignments::assign(&s, &a, id.into_inner(), body.into_inner()).await?))
 }
 
 /// draft → released. Idempotent.

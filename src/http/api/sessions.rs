@@ -23,6 +23,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(web::resource("/{id}/start").post(start))
             .service(web::resource("/{id}/confirm").post(confirm))
             .service(web::resource("/{id}/events").get(events))
+            .service(web::resource("/{id}/cancel").post(cancel))
             .service(
                 web::resource("/{id}/download")
                     .route(web::get().to(download_deliverable))
@@ -55,6 +56,11 @@ async fn confirm(s: State, a: Actor, id: Id, body: web::Json<ConfirmRequest>) ->
 /// List sessions (readers of a product); filter by `state`, `device`, `model`, `expired`.
 async fn list(s: State, a: Actor, r: HttpRequest, q: web::Query<SessionQuery>) -> Result<HttpResponse> {
     Ok(pagination::respond(&s, &r, svc::list(&s, &a, q.into_inner()).await?))
+}
+
+/// Withdraw a session (an assigned one the device works on gets a cancel request it confirms).
+async fn cancel(s: State, a: Actor, id: Id) -> Result<HttpResponse> {
+    Ok(HttpResponse::Ok().json(crate::service::assignments::cancel(&s, &a, id.into_inner()).await?))
 }
 
 /// What happened to a session, newest first.

@@ -1,0 +1,15 @@
+ALTER TABLE sessions DROP COLUMN consented_at;
+ALTER TABLE sessions DROP COLUMN consent_required;
+ALTER TABLE sessions DROP COLUMN cancel_requested_at;
+ALTER TABLE sessions DROP COLUMN maintenance_end;
+ALTER TABLE sessions DROP COLUMN maintenance_start;
+ALTER TABLE sessions DROP COLUMN action_type;
+DROP INDEX devices_target_token_hash;
+ALTER TABLE devices DROP COLUMN installed_session_id;
+ALTER TABLE devices DROP COLUMN auto_confirm;
+ALTER TABLE devices DROP COLUMN attributes_requested;
+ALTER TABLE devices DROP COLUMN target_token_hash;
+ALTER TABLE products DROP COLUMN ddi_confirmation_required;
+ALTER TABLE products DROP COLUMN ddi_polling_secs;
+ALTER TABLE products DROP COLUMN ddi_gateway_token_auth;
+ALTER TABLE products DROP COLUMN ddi_target_token_auth;

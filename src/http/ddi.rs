@@ -1,0 +1,420 @@
+//! hawkBit DDI v1 under `/{tenant}/controller/v1/{controllerId}`: HAL JSON with absolute
+//! links, `TargetToken`/`GatewayToken` authentication, 401 with an empty body and no
+//! `WWW-Authenticate`, 200 with an empty body for feedback, ETag/304 on the poll, and the
+//! same download code as the Leitwert door. Protocol facts: `shared/specs/hawkbit-ddi-dmf.md`.
+
+use actix_web::body::BoxBody;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::{Method, StatusCode};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use super::download::{self, Served};
+use crate::domain::ddi::Deployment;
+use crate::error::Error;
+use crate::service::ddi::{self as svc, Address, ArtifactInfo, DdiAuth, DeploymentInfo};
+use crate::state::AppState;
+
+type State = web::Data<AppState>;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/{tenant}/controller/v1/{controller}")
+            .service(web::resource("").get(poll))
+            .service(web::resource("/configData").put(config_data))
+            .service(web::resource("/deploymentBase/{action}").get(deployment_base))
+            .service(web::resource("/deploymentBase/{action}/feedback").post(deployment_feedback))
+            .service(web::resource("/cancelAction/{action}").get(cancel_action))
+            .service(web::resource("/cancelAction/{action}/feedback").post(cancel_feedback))
+            .service(web::resource("/installedBase/{action}").get(installed_base))
+            .service(web::resource("/installedBase").put(report_installed))
+            .service(web::resource("/confirmationBase").get(confirmation_base))
+            .service(web::resource("/confirmationBase/activateAutoConfirm").post(activate_auto_confirm))
+            .service(web::resource("/confirmationBase/deactivateAutoConfirm").post(deactivate_auto_confirm))
+            .service(web::resource("/confirmationBase/{action}").get(confirmation_action))
+            .service(web::resource("/confirmationBase/{action}/feedback").post(confirmation_feedback))
+            .service(web::resource("/softwaremodules/{module}/artifacts").get(artifacts))
+            .service(
+                web::resource("/softwaremodules/{module}/artifacts/{file}")
+                    .route(web::get().to(artifact))
+                    .route(web::head().to(artifact)),
+            ),
+    );
+}
+
+/// DDI renders errors its own way: 401 is empty (hawkBit clients look at the status only,
+/// and a `WWW-Authenticate` would invite browsers to prompt); the rest keep the JSON shape.
+#[derive(Debug)]
+pub struct DdiError(Error);
+
+impl std::fmt::Display for DdiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl From<Error> for DdiError {
+    fn from(e: Error) -> Self {
+        DdiError(e)
+    }
+}
+
+impl ResponseError for DdiError {
+    fn status_code(&self) -> StatusCode {
+        self.0.status_code()
+    }
+
+    fn error_response(&self) -> HttpResponse<BoxBody> {
+        match &self.0 {
+            Error::Unauthorized(why) => {
+                tracing::info!(why, "DDI request refused");
+                HttpResponse::Unauthorized().finish()
+            }
+            other => other.error_response(),
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, DdiError>;
+
+fn address(req: &HttpRequest) -> Address {
+    let param = |name| req.match_info().get(name).unwrap_or_default().to_owned();
+    Address { tenant: param("tenant"), controller_id: param("controller") }
+}
+
+fn param(req: &HttpRequest, name: &str) -> String {
+    req.match_info().get(name).unwrap_or_default().to_owned()
+}
+
+/// `TargetToken <token>` or `GatewayToken <token>` (hawkBit: exact prefix, one space).
+fn credentials(req: &HttpRequest) -> DdiAuth {
+    let Some(value) = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+        return DdiAuth::None;
+    };
+    if let Some(t) = value.strip_prefix("TargetToken ").filter(|t| !t.trim().is_empty()) {
+        return DdiAuth::Target(t.trim().to_owned());
+    }
+    if let Some(t) = value.strip_prefix("GatewayToken ").filter(|t| !t.trim().is_empty()) {
+        return DdiAuth::Gateway(t.trim().to_owned());
+    }
+    DdiAuth::None
+}
+
+/// How an answer is written: HAL JSON by default, plain JSON or CBOR when asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Media {
+    Hal,
+    Json,
+    Cbor,
+}
+
+impl Media {
+    fn content_type(self) -> &'static str {
+        match self {
+            Media::Hal => "application/hal+json",
+            Media::Json => "application/json",
+            Media::Cbor => "application/cbor",
+        }
+    }
+}
+
+/// HAL by default; plain JSON or CBOR when asked for; 406 for anything else.
+fn media_type(req: &HttpRequest) -> Result<Media> {
+    let Some(accept) = req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return Ok(Media::Hal);
+    };
+    let kinds: Vec<String> =
+        accept.split(',').map(|k| k.split(';').next().unwrap_or_default().trim().to_ascii_lowercase()).collect();
+    let has = |k: &str| kinds.iter().any(|x| x == k);
+    if has("application/hal+json") || has("*/*") || has("application/*") || has("") {
+        Ok(Media::Hal)
+    } else if has("application/json") {
+        Ok(Media::Json)
+    } else if has("application/cbor") {
+        Ok(Media::Cbor)
+    } else {
+        Err(Error::NotAcceptable("DDI answers application/hal+json, application/json or application/cbor".into())
+            .into())
+    }
+}
+
+/// Reads a JSON or CBOR body (by `Content-Type`, charset allowed); unknown fields are ignored.
+fn json_body<T: DeserializeOwned>(req: &HttpRequest, body: &[u8]) -> Result<T> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|ct| ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let invalid = |e: String| {
+        DdiError::from(Error::bad_request("invalid_body", format!("the body is not a valid DDI message: {e}")))
+    };
+    match content_type.as_str() {
+        "application/json" | "application/hal+json" => serde_json::from_slice(body).map_err(|e| invalid(e.to_string())),
+        "application/cbor" => ciborium::from_reader(body).map_err(|e| invalid(e.to_string())),
+        _ => Err(Error::UnsupportedMediaType("DDI bodies are application/json or application/cbor".into()).into()),
+    }
+}
+
+/// An answer (HAL JSON, JSON or CBOR) with a shallow ETag over its body; `If-None-Match` with it → 304.
+fn hal(req: &HttpRequest, body: &Value) -> Result<HttpResponse> {
+    let media = media_type(req)?;
+    let bytes = match media {
+        Media::Cbor => {
+            let mut out = Vec::new();
+            ciborium::into_writer(body, &mut out).map_err(|e| Error::internal(e.to_string()))?;
+            out
+        }
+        Media::Hal | Media::Json => serde_json::to_vec(body).map_err(|e| Error::internal(e.to_string()))?,
+    };
+    let etag = format!("\"0{}\"", hex::encode(<md5::Md5 as md5::Digest>::digest(&bytes)));
+    let unchanged = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|tags| tags.split(',').any(|t| t.trim() == etag));
+    if unchanged {
+        return Ok(HttpResponse::NotModified().insert_header((header::ETAG, etag)).finish());
+    }
+    Ok(HttpResponse::Ok().insert_header((header::ETAG, etag)).content_type(media.content_type()).body(bytes))
+}
+
+/// Absolute links under the device's base, from the public URL (never localhost by accident).
+struct Links {
+    base: url::Url,
+}
+
+impl Links {
+    fn new(state: &AppState, at: &Address) -> Links {
+        let mut base = state.public_url.clone();
+        if let Ok(mut segments) = base.path_segments_mut() {
+            segments.pop_if_empty().extend([at.tenant.as_str(), "controller", "v1", at.controller_id.as_str()]);
+        }
+        Links { base }
+    }
+
+    fn href(&self, tail: &[&str], query: Option<String>) -> Value {
+        let mut url = self.base.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.extend(tail);
+        }
+        url.set_query(query.as_deref());
+        json!({ "href": url.as_str() })
+    }
+}
+
+/// `?actionHistory=n` (0 when absent; `c` and unknown parameters are accepted and ignored).
+#[derive(Debug, Default, Deserialize)]
+struct HistoryQuery {
+    #[serde(rename = "actionHistory", default)]
+    action_history: Option<String>,
+}
+
+fn history_count(q: &HistoryQuery) -> Result<i64> {
+    match q.action_history.as_deref() {
+        None | Some("") => Ok(0),
+        Some(n) => n.parse().map_err(|_| Error::invalid("actionHistory must be a number").into()),
+    }
+}
+
+fn deployment_json(d: &Deployment) -> Value {
+    let mut v = json!({ "download": d.download.as_str(), "update": d.update.as_str() });
+    if let Some(open) = d.window_open {
+        v["maintenanceWindow"] = json!(if open { "available" } else { "unavailable" });
+    }
+    v
+}
+
+fn artifact_json(links: &Links, a: &ArtifactInfo) -> Value {
+    let module = a.module.to_string();
+    let file = links.href(&["softwaremodules", &module, "artifacts", &a.filename], None);
+    let md5 = links.href(&["softwaremodules", &module, "artifacts", &format!("{}.MD5SUM", a.filename)], None);
+    json!({
+        "filename": a.filename,
+        "hashes": { "sha1": a.sha1, "md5": a.md5, "sha256": a.sha256 },
+        "size": a.size,
+        "_links": { "download": file, "download-http": file, "md5sum": md5, "md5sum-http": md5 },
+    })
+}
+
+fn deployment_body(links: &Links, info: &DeploymentInfo, key: &str) -> Value {
+    let mut deployment = deployment_json(&info.deployment);
+    deployment["chunks"] = json!([{
+        "part": "os",
+        "version": info.version,
+        "name": info.chunk_name,
+        "artifacts": info.artifacts.iter().map(|a| artifact_json(links, a)).collect::<Vec<_>>(),
+    }]);
+    let mut body = json!({ "id": info.number.to_string(), key: deployment });
+    if let Some((status, messages)) = &info.history {
+        body["actionHistory"] = json!({ "status": status, "messages": messages });
+    }
+    body
+}
+
+// ---- handlers -------------------------------------------------------------------------------
+
+/// The poll: the polling interval and links to what the device should do.
+async fn poll(state: State, req: HttpRequest) -> Result<HttpResponse> {
+    media_type(&req)?;
+    let at = address(&req);
+    let links = Links::new(&state, &at);
+    let p = svc::poll(&state, at, credentials(&req)).await?;
+    let mut hal_links = serde_json::Map::new();
+    if let Some((rel, number, c)) = p.action {
+        let n = number.to_string();
+        hal_links.insert(rel.into(), links.href(&[rel, &n], c.map(|c| format!("c={c}"))));
+    }
+    if let Some(n) = p.installed {
+        hal_links.insert("installedBase".into(), links.href(&["installedBase", &n.to_string()], None));
+    }
+    if p.config_data {
+        hal_links.insert("configData".into(), links.href(&["configData"], None));
+    }
+    let mut body = json!({ "config": { "polling": { "sleep": p.sleep } } });
+    if !hal_links.is_empty() {
+        body["_links"] = Value::Object(hal_links);
+    }
+    hal(&req, &body)
+}
+
+async fn config_data(state: State, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse> {
+    let data = json_body(&req, &body)?;
+    svc::config_data(&state, address(&req), credentials(&req), data).await?;
+    Ok(HttpResponse::Ok().finish())
+}
+
+async fn deployment_base(state: State, req: HttpRequest, q: web::Query<HistoryQuery>) -> Result<HttpResponse> {
+    media_type(&req)?;
+    let at = address(&req);
+    let links = Links::new(&state, &at);
+    let info = svc::deployment_base(&state, at, credentials(&req), param(&req, "action"), history_count(&q)?).await?;
+    hal(&req, &deployment_body(&links, &info, "deployment"))
+}
+
+async fn deployment_feedback(state: State, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse> {
+    let feedback = json_body(&req, &body)?;
+    svc::deployment_feedback_for(&state, address(&req), credentials(&req), param(&req, "action"), feedback).await?;
+    Ok(HttpResponse::Ok().finish())
+}
+
+async fn cancel_action(state: State, req: HttpRequest) -> Result<HttpResponse> {
+    media_type(&req)?;
+    let n = svc::cancel_action(&state, address(&req), credentials(&req), param(&req, "action")).await?.to_string();
+    hal(&req, &json!({ "id": n, "cancelAction": { "stopId": n } }))
+}
+
+async fn cancel_feedback(state: State, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse> {
+    let feedback = json_body(&req, &body)?;
+    svc::cancel_feedback_for(&state, address(&req), credentials(&req), param(&req, "action"), feedback).await?;
+    Ok(HttpResponse::Ok().finish())
+}
+
+async fn installed_base(state: State, req: HttpRequest, q: web::Query<HistoryQuery>) -> Result<HttpResponse> {
+    media_type(&req)?;
+    let at = address(&req);
+    let links = Links::new(&state, &at);
+    let info = svc::installed_base(&state, at, credentials(&req), param(&req, "action"), history_count(&q)?).await?;
+    hal(&req, &deployment_body(&links, &info, "deployment"))
+}
+
+async fn report_installed(state: State, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse> {
+    let report = json_body(&req, &body)?;
+    let changed = svc::report_installed(&state, address(&req), credentials(&req), report).await?;
+    Ok(if changed { HttpResponse::Created().finish() } else { HttpResponse::Ok().finish() })
+}
+
+async fn confirmation_base(state: State, req: HttpRequest) -> Result<HttpResponse> {
+    media_type(&req)?;
+    let at = address(&req);
+    let links = Links::new(&state, &at);
+    let base = svc::confirmation_base(&state, at, credentials(&req)).await?;
+    let mut hal_links = serde_json::Map::new();
+    let auto = match &base.auto_confirm {
+        Some(a) => {
+            hal_links.insert(
+                "deactivateAutoConfirm".into(),
+                links.href(&["confirmationBase", "deactivateAutoConfirm"], None),
+            );
+            let mut v = json!({ "active": true, "activatedAt": a.activated_at });
+            if let Some(i) = &a.initiator {
+                v["initiator"] = json!(i);
+            }
+            if let Some(r) = &a.remark {
+                v["remark"] = json!(r);
+            }
+            v
+        }
+        None => {
+            hal_links
+                .insert("activateAutoConfirm".into(), links.href(&["confirmationBase", "activateAutoConfirm"], None));
+            json!({ "active": false })
+        }
+    };
+    if let Some((n, c)) = base.waiting {
+        hal_links.insert(
+            "confirmationBase".into(),
+            links.href(&["confirmationBase", &n.to_string()], Some(format!("c={c}"))),
+        );
+    }
+    hal(&req, &json!({ "autoConfirm": auto, "_links": hal_links }))
+}
+
+async fn confirmation_action(state: State, req: HttpRequest, q: web::Query<HistoryQuery>) -> Result<HttpResponse> {
+    media_type(&req)?;
+    let at = address(&req);
+    let links = Links::new(&state, &at);
+    let info =
+        svc::confirmation_action(&state, at, credentials(&req), param(&req, "action"), history_count(&q)?).await?;
+    hal(&req, &deployment_body(&links, &info, "confirmation"))
+}
+
+async fn confirmation_feedback(state: State, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse> {
+    let consent = json_body(&req, &body)?;
+    svc::consent(&state, address(&req), credentials(&req), param(&req, "action"), consent).await?;
+    Ok(HttpResponse::Ok().finish())
+}
+
+async fn activate_auto_confirm(state: State, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse> {
+    let input = if body.is_empty() { svc::ActivateAutoConfirm::default() } else { json_body(&req, &body)? };
+    svc::activate_auto_confirm(&state, address(&req), credentials(&req), input).await?;
+    Ok(HttpResponse::Ok().finish())
+}
+
+async fn deactivate_auto_confirm(state: State, req: HttpRequest) -> Result<HttpResponse> {
+    svc::deactivate_auto_confirm(&state, address(&req), credentials(&req)).await?;
+    Ok(HttpResponse::Ok().finish())
+}
+
+async fn artifacts(state: State, req: HttpRequest) -> Result<HttpResponse> {
+    media_type(&req)?;
+    let at = address(&req);
+    let links = Links::new(&state, &at);
+    let list = svc::artifacts(&state, at, credentials(&req), param(&req, "module")).await?;
+    hal(&req, &Value::Array(list.iter().map(|a| artifact_json(&links, a)).collect()))
+}
+
+/// The artifact (whole or one range), or its `.MD5SUM` line.
+async fn artifact(state: State, req: HttpRequest) -> Result<HttpResponse> {
+    let file = param(&req, "file");
+    let (name, md5sum) = match file.strip_suffix(".MD5SUM") {
+        Some(name) => (name.to_owned(), true),
+        None => (file.clone(), false),
+    };
+    let found = svc::artifact(&state, address(&req), credentials(&req), param(&req, "module"), name).await?;
+    if md5sum {
+        let disposition = format!("attachment;filename={}.MD5SUM", found.artifact.filename);
+        let body = format!("{}  {}", found.artifact.md5, found.artifact.filename);
+        let mut r = HttpResponse::Ok();
+        r.content_type("text/plain").insert_header((header::CONTENT_DISPOSITION, disposition));
+        return Ok(if req.method() == Method::HEAD { r.finish() } else { r.body(body) });
+    }
+    let (mut response, served) = download::respond(&req, &state.storage, &found.blob).await?;
+    response.headers_mut().insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    if served == Served::Whole {
+        svc::note_download(&state, found.session_id, req.uri().to_string()).await?;
+    }
+    Ok(response)
+}
