@@ -200,6 +200,45 @@ fn refreshed(conn: &mut AnyConnection, s: Session) -> Result<Session> {
     })
 }
 
+/// How a DDI use-case touches the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Read,
+    /// A read, but a gateway may register an unknown device (the poll, `confirmationBase`).
+    ReadOrRegister,
+    /// In one write transaction.
+    Write,
+}
+
+/// Runs a DDI use-case for the authenticated device on a pooled connection.
+async fn as_device<T, F>(state: &AppState, at: Address, auth: DdiAuth, access: Access, f: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut AnyConnection, Caller) -> Result<T> + Send + 'static,
+{
+    let st = state.clone();
+    let register = access == Access::ReadOrRegister;
+    state
+        .db
+        .run(move |conn| {
+            let call = move |conn: &mut AnyConnection| {
+                let caller = authenticate(conn, &st, &at, &auth, register)?;
+                f(conn, caller)
+            };
+            match access {
+                Access::Read | Access::ReadOrRegister => call(conn),
+                Access::Write => write_transaction(conn, call),
+            }
+        })
+        .await
+}
+
+/// The action a request names, with its due timers applied.
+fn live_action(conn: &mut AnyConnection, caller: &Caller, number: &str) -> Result<Session> {
+    let a = action(conn, caller, number)?;
+    refreshed(conn, a)
+}
+
 // ---- poll ---------------------------------------------------------------------------------
 
 /// What the poll links to.
@@ -213,33 +252,29 @@ pub struct Poll {
 }
 
 pub async fn poll(state: &AppState, at: Address, auth: DdiAuth) -> Result<Poll> {
-    let st = state.clone();
-    state
-        .db
-        .run(move |conn| {
-            let caller = authenticate(conn, &st, &at, &auth, true)?;
-            let now = time::now();
-            touch(conn, &caller.device, now)?;
-            let mut poll = Poll {
-                sleep: ddi::polling_sleep(i64::from(caller.product.ddi_polling_secs)),
-                config_data: caller.device.attributes_requested,
-                ..Poll::default()
-            };
-            let open = db::session::open_assignments(conn, &caller.device.id)?;
-            if let Some(current) = open.into_iter().next() {
-                let current = refreshed(conn, current)?;
-                if is_active(&current)? {
-                    poll.action = current_link(&current, now)?;
-                }
+    as_device(state, at, auth, Access::ReadOrRegister, move |conn, caller| {
+        let now = time::now();
+        touch(conn, &caller.device, now)?;
+        let mut poll = Poll {
+            sleep: ddi::polling_sleep(i64::from(caller.product.ddi_polling_secs)),
+            config_data: caller.device.attributes_requested,
+            ..Poll::default()
+        };
+        let open = db::session::open_assignments(conn, &caller.device.id)?;
+        if let Some(current) = open.into_iter().next() {
+            let current = refreshed(conn, current)?;
+            if is_active(&current)? {
+                poll.action = current_link(&current, now)?;
             }
-            if let Some(installed) = &caller.device.installed_session_id
-                && let Some(s) = db::session::find(conn, installed)?
-            {
-                poll.installed = Some(s.number);
-            }
-            Ok(poll)
-        })
-        .await
+        }
+        if let Some(installed) = &caller.device.installed_session_id
+            && let Some(s) = db::session::find(conn, installed)?
+        {
+            poll.installed = Some(s.number);
+        }
+        Ok(poll)
+    })
+    .await
 }
 
 /// hawkBit shows one link for the current action: the cancel if one is pending, the
@@ -369,27 +404,18 @@ pub async fn deployment_base(
     number: String,
     history: i64,
 ) -> Result<DeploymentInfo> {
-    let st = state.clone();
-    state
-        .db
-        .run(move |conn| {
-            write_transaction(conn, |conn| {
-                let caller = authenticate(conn, &st, &at, &auth, false)?;
-                let s = {
-                    let a = action(conn, &caller, &number)?;
-                    refreshed(conn, a)?
-                };
-                if s.cancel_requested_at.is_some() || waits_for_consent(&s) || s.payload.is_none() {
-                    // the device should follow the cancel or consent link instead
-                    return Err(Error::not_found(format!("deployment of action {}", s.number)));
-                }
-                if is_active(&s)? {
-                    note_retrieved(conn, &s)?;
-                }
-                deployment_info(conn, &s, history)
-            })
-        })
-        .await
+    as_device(state, at, auth, Access::Write, move |conn, caller| {
+        let s = live_action(conn, &caller, &number)?;
+        if s.cancel_requested_at.is_some() || waits_for_consent(&s) || s.payload.is_none() {
+            // the device should follow the cancel or consent link instead
+            return Err(Error::not_found(format!("deployment of action {}", s.number)));
+        }
+        if is_active(&s)? {
+            note_retrieved(conn, &s)?;
+        }
+        deployment_info(conn, &s, history)
+    })
+    .await
 }
 
 /// A DDI feedback body. Unknown fields (legacy `id`, `time`, …) are ignored.
@@ -445,52 +471,40 @@ pub async fn deployment_feedback_for(
     number: String,
     feedback: Feedback,
 ) -> Result<()> {
-    let st = state.clone();
     let jobs = JobSettings::of(state);
-    state
-        .db
-        .run(move |conn| {
-            write_transaction(conn, |conn| {
-                let caller = authenticate(conn, &st, &at, &auth, false)?;
-                let s = {
-                    let a = action(conn, &caller, &number)?;
-                    refreshed(conn, a)?
-                };
-                if waits_for_consent(&s) {
-                    return Err(Error::not_found(format!("deployment of action {}", s.number)));
-                }
-                if !is_active(&s)? {
-                    return Err(Error::Gone(format!("action {} is closed", s.number)));
-                }
-                let status = &feedback.status;
-                match deployment_feedback(action_type(&s), status.execution, status.result.finished) {
-                    FeedbackEffect::Record(hawkbit_status) => {
-                        let default = format!("Target reported {hawkbit_status}");
-                        record_device_event(conn, &s, hawkbit_status, feedback_message(status, &default))
-                    }
-                    FeedbackEffect::Close { success, installed } => {
-                        let hawkbit_status = if success { "FINISHED" } else { "ERROR" };
-                        let default = if success {
-                            "Target reported CLOSED with OK!"
-                        } else {
-                            "Target reported CLOSED with ERROR!"
-                        };
-                        let message = feedback_message(status, default);
-                        sessions::log_event(
-                            conn,
-                            &s.id,
-                            time::now(),
-                            &format!("{DEVICE_EVENT}{hawkbit_status}"),
-                            None,
-                            None,
-                            Some(message.clone()),
-                        )?;
-                        close(conn, &jobs, &caller, &s, success, installed, &message)
-                    }
-                }
-            })
-        })
-        .await
+    as_device(state, at, auth, Access::Write, move |conn, caller| {
+        let s = live_action(conn, &caller, &number)?;
+        if waits_for_consent(&s) {
+            return Err(Error::not_found(format!("deployment of action {}", s.number)));
+        }
+        if !is_active(&s)? {
+            return Err(Error::Gone(format!("action {} is closed", s.number)));
+        }
+        let status = &feedback.status;
+        match deployment_feedback(action_type(&s), status.execution, status.result.finished) {
+            FeedbackEffect::Record(hawkbit_status) => {
+                let default = format!("Target reported {hawkbit_status}");
+                record_device_event(conn, &s, hawkbit_status, feedback_message(status, &default))
+            }
+            FeedbackEffect::Close { success, installed } => {
+                let hawkbit_status = if success { "FINISHED" } else { "ERROR" };
+                let default =
+                    if success { "Target reported CLOSED with OK!" } else { "Target reported CLOSED with ERROR!" };
+                let message = feedback_message(status, default);
+                sessions::log_event(
+                    conn,
+                    &s.id,
+                    time::now(),
+                    &format!("{DEVICE_EVENT}{hawkbit_status}"),
+                    None,
+                    None,
+                    Some(message.clone()),
+                )?;
+                close(conn, &jobs, &caller, &s, success, installed, &message)
+            }
+        }
+    })
+    .await
 }
 
 /// Ends an action from the device's `closed`: `success` or `fail` through the transition
@@ -539,24 +553,15 @@ fn cleared_cancel() -> crate::db::session::StateChange {
 
 /// `GET cancelAction/{action}`: the action number to stop (only while a cancel is pending).
 pub async fn cancel_action(state: &AppState, at: Address, auth: DdiAuth, number: String) -> Result<i64> {
-    let st = state.clone();
-    state
-        .db
-        .run(move |conn| {
-            write_transaction(conn, |conn| {
-                let caller = authenticate(conn, &st, &at, &auth, false)?;
-                let s = {
-                    let a = action(conn, &caller, &number)?;
-                    refreshed(conn, a)?
-                };
-                if s.cancel_requested_at.is_none() || !is_active(&s)? {
-                    return Err(Error::not_found(format!("cancellation of action {}", s.number)));
-                }
-                note_retrieved(conn, &s)?;
-                Ok(s.number)
-            })
-        })
-        .await
+    as_device(state, at, auth, Access::Write, move |conn, caller| {
+        let s = live_action(conn, &caller, &number)?;
+        if s.cancel_requested_at.is_none() || !is_active(&s)? {
+            return Err(Error::not_found(format!("cancellation of action {}", s.number)));
+        }
+        note_retrieved(conn, &s)?;
+        Ok(s.number)
+    })
+    .await
 }
 
 /// `POST cancelAction/{action}/feedback`.
@@ -567,55 +572,46 @@ pub async fn cancel_feedback_for(
     number: String,
     feedback: Feedback,
 ) -> Result<()> {
-    let st = state.clone();
     let jobs = JobSettings::of(state);
-    state
-        .db
-        .run(move |conn| {
-            write_transaction(conn, |conn| {
-                let caller = authenticate(conn, &st, &at, &auth, false)?;
-                let s = {
-                    let a = action(conn, &caller, &number)?;
-                    refreshed(conn, a)?
+    as_device(state, at, auth, Access::Write, move |conn, caller| {
+        let s = live_action(conn, &caller, &number)?;
+        if s.cancel_requested_at.is_none() || !is_active(&s)? {
+            return Err(Error::MethodNotAllowed(format!("action {} is not being canceled", s.number)));
+        }
+        let status = &feedback.status;
+        match cancel_feedback(status.execution, status.result.finished) {
+            CancelEffect::Canceled => {
+                let message = feedback_message(status, "Cancellation completion is finished successfully.");
+                sessions::log_event(
+                    conn,
+                    &s.id,
+                    time::now(),
+                    &format!("{DEVICE_EVENT}CANCELED"),
+                    None,
+                    None,
+                    Some(message),
+                )?;
+                let details = Details { message: Some(CANCELED.to_owned()), change: cleared_cancel() };
+                sessions::apply(conn, &jobs, &s, Event::Cancel, time::now(), details)?;
+                Ok(())
+            }
+            CancelEffect::Refused(hawkbit_status) => {
+                let message = feedback_message(status, "Target was not able to complete cancellation");
+                record_device_event(conn, &s, hawkbit_status, message)?;
+                db::session::set_cancel_requested(conn, &s.id, None)?;
+                Ok(())
+            }
+            CancelEffect::Record(hawkbit_status) => {
+                let default = if hawkbit_status == "WARNING" {
+                    "Target reported cancel for a cancel which is not supported by the server."
+                } else {
+                    "Target reported progress of the cancellation"
                 };
-                if s.cancel_requested_at.is_none() || !is_active(&s)? {
-                    return Err(Error::MethodNotAllowed(format!("action {} is not being canceled", s.number)));
-                }
-                let status = &feedback.status;
-                match cancel_feedback(status.execution, status.result.finished) {
-                    CancelEffect::Canceled => {
-                        let message = feedback_message(status, "Cancellation completion is finished successfully.");
-                        sessions::log_event(
-                            conn,
-                            &s.id,
-                            time::now(),
-                            &format!("{DEVICE_EVENT}CANCELED"),
-                            None,
-                            None,
-                            Some(message),
-                        )?;
-                        let details = Details { message: Some(CANCELED.to_owned()), change: cleared_cancel() };
-                        sessions::apply(conn, &jobs, &s, Event::Cancel, time::now(), details)?;
-                        Ok(())
-                    }
-                    CancelEffect::Refused(hawkbit_status) => {
-                        let message = feedback_message(status, "Target was not able to complete cancellation");
-                        record_device_event(conn, &s, hawkbit_status, message)?;
-                        db::session::set_cancel_requested(conn, &s.id, None)?;
-                        Ok(())
-                    }
-                    CancelEffect::Record(hawkbit_status) => {
-                        let default = if hawkbit_status == "WARNING" {
-                            "Target reported cancel for a cancel which is not supported by the server."
-                        } else {
-                            "Target reported progress of the cancellation"
-                        };
-                        record_device_event(conn, &s, hawkbit_status, feedback_message(status, default))
-                    }
-                }
-            })
-        })
-        .await
+                record_device_event(conn, &s, hawkbit_status, feedback_message(status, default))
+            }
+        }
+    })
+    .await
 }
 
 // ---- installed base -------------------------------------------------------------------------
@@ -628,18 +624,14 @@ pub async fn installed_base(
     number: String,
     history: i64,
 ) -> Result<DeploymentInfo> {
-    let st = state.clone();
-    state
-        .db
-        .run(move |conn| {
-            let caller = authenticate(conn, &st, &at, &auth, false)?;
-            let s = action(conn, &caller, &number)?;
-            if caller.device.installed_session_id.as_deref() != Some(s.id.as_str()) {
-                return Err(Error::not_found(format!("installed action {}", s.number)));
-            }
-            deployment_info(conn, &s, history)
-        })
-        .await
+    as_device(state, at, auth, Access::Read, move |conn, caller| {
+        let s = action(conn, &caller, &number)?;
+        if caller.device.installed_session_id.as_deref() != Some(s.id.as_str()) {
+            return Err(Error::not_found(format!("installed action {}", s.number)));
+        }
+        deployment_info(conn, &s, history)
+    })
+    .await
 }
 
 /// `PUT installedBase` (hawkBit: experimental): the device says it runs a version that was
@@ -652,27 +644,23 @@ pub struct InstalledReport {
 
 pub async fn report_installed(state: &AppState, at: Address, auth: DdiAuth, report: InstalledReport) -> Result<bool> {
     let version = crate::domain::version::FirmwareVersion::parse_lenient("version", &report.version)?;
-    let st = state.clone();
-    state
-        .db
-        .run(move |conn| {
-            let caller = authenticate(conn, &st, &at, &auth, false)?;
-            let model_id = caller.device.model_id.clone().ok_or_else(|| Error::not_found("the device's model"))?;
-            let fw = db::firmware::find_by_model_version(conn, &model_id, &version.to_string())?
-                .ok_or_else(|| Error::not_found(format!("firmware {} {}", report.name, version)))?;
-            if caller.device.installed_firmware_id.as_deref() == Some(fw.id.as_str()) {
-                return Ok(false);
-            }
-            let changes = db::device::DeviceChanges {
-                installed_firmware_id: Some(Some(fw.id)),
-                installed_version: Some(Some(fw.version)),
-                updated_at: Some(time::now()),
-                ..Default::default()
-            };
-            db::device::update(conn, &caller.device.id, &changes)?;
-            Ok(true)
-        })
-        .await
+    as_device(state, at, auth, Access::Read, move |conn, caller| {
+        let model_id = caller.device.model_id.clone().ok_or_else(|| Error::not_found("the device's model"))?;
+        let fw = db::firmware::find_by_model_version(conn, &model_id, &version.to_string())?
+            .ok_or_else(|| Error::not_found(format!("firmware {} {}", report.name, version)))?;
+        if caller.device.installed_firmware_id.as_deref() == Some(fw.id.as_str()) {
+            return Ok(false);
+        }
+        let changes = db::device::DeviceChanges {
+            installed_firmware_id: Some(Some(fw.id)),
+            installed_version: Some(Some(fw.version)),
+            updated_at: Some(time::now()),
+            ..Default::default()
+        };
+        db::device::update(conn, &caller.device.id, &changes)?;
+        Ok(true)
+    })
+    .await
 }
 
 // ---- configData -----------------------------------------------------------------------------
@@ -686,25 +674,19 @@ pub struct ConfigData {
 }
 
 pub async fn config_data(state: &AppState, at: Address, auth: DdiAuth, body: ConfigData) -> Result<()> {
-    let st = state.clone();
-    state
-        .db
-        .run(move |conn| {
-            write_transaction(conn, |conn| {
-                let caller = authenticate(conn, &st, &at, &auth, false)?;
-                let current: Map<String, Value> = serde_json::from_str(&caller.device.attributes).unwrap_or_default();
-                let next = attributes::apply(&current, body.mode.unwrap_or_default(), &body.data)?;
-                let changes = db::device::DeviceChanges {
-                    attributes: Some(Value::Object(next).to_string()),
-                    attributes_requested: Some(false),
-                    updated_at: Some(time::now()),
-                    ..Default::default()
-                };
-                db::device::update(conn, &caller.device.id, &changes)?;
-                Ok(())
-            })
-        })
-        .await
+    as_device(state, at, auth, Access::Write, move |conn, caller| {
+        let current: Map<String, Value> = serde_json::from_str(&caller.device.attributes).unwrap_or_default();
+        let next = attributes::apply(&current, body.mode.unwrap_or_default(), &body.data)?;
+        let changes = db::device::DeviceChanges {
+            attributes: Some(Value::Object(next).to_string()),
+            attributes_requested: Some(false),
+            updated_at: Some(time::now()),
+            ..Default::default()
+        };
+        db::device::update(conn, &caller.device.id, &changes)?;
+        Ok(())
+    })
+    .await
 }
 
 // ---- confirmation (consent) -----------------------------------------------------------------
@@ -731,23 +713,19 @@ fn auto_confirm_of(d: &db::device::Device) -> Option<AutoConfirm> {
 }
 
 pub async fn confirmation_base(state: &AppState, at: Address, auth: DdiAuth) -> Result<ConfirmationBase> {
-    let st = state.clone();
-    state
-        .db
-        .run(move |conn| {
-            let caller = authenticate(conn, &st, &at, &auth, true)?;
-            let now = time::now();
-            let mut waiting = None;
-            if let Some(current) = db::session::open_assignments(conn, &caller.device.id)?.into_iter().next()
-                && state_of(&current)? == State::Created
-                && waits_for_consent(&current)
-                && current.cancel_requested_at.is_none()
-            {
-                waiting = Some((current.number, ddi::c_value(current.number, &deployment_of(&current, now))));
-            }
-            Ok(ConfirmationBase { auto_confirm: auto_confirm_of(&caller.device), waiting })
-        })
-        .await
+    as_device(state, at, auth, Access::ReadOrRegister, move |conn, caller| {
+        let now = time::now();
+        let mut waiting = None;
+        if let Some(current) = db::session::open_assignments(conn, &caller.device.id)?.into_iter().next()
+            && state_of(&current)? == State::Created
+            && waits_for_consent(&current)
+            && current.cancel_requested_at.is_none()
+        {
+            waiting = Some((current.number, ddi::c_value(current.number, &deployment_of(&current, now))));
+        }
+        Ok(ConfirmationBase { auto_confirm: auto_confirm_of(&caller.device), waiting })
+    })
+    .await
 }
 
 /// `GET confirmationBase/{action}`: the deployment awaiting consent.
@@ -758,21 +736,14 @@ pub async fn confirmation_action(
     number: String,
     history: i64,
 ) -> Result<DeploymentInfo> {
-    let st = state.clone();
-    state
-        .db
-        .run(move |conn| {
-            let caller = authenticate(conn, &st, &at, &auth, false)?;
-            let s = {
-                let a = action(conn, &caller, &number)?;
-                refreshed(conn, a)?
-            };
-            if !waits_for_consent(&s) || s.cancel_requested_at.is_some() || !is_active(&s)? || s.payload.is_none() {
-                return Err(Error::not_found(format!("confirmation of action {}", s.number)));
-            }
-            deployment_info(conn, &s, history)
-        })
-        .await
+    as_device(state, at, auth, Access::Read, move |conn, caller| {
+        let s = live_action(conn, &caller, &number)?;
+        if !waits_for_consent(&s) || s.cancel_requested_at.is_some() || !is_active(&s)? || s.payload.is_none() {
+            return Err(Error::not_found(format!("confirmation of action {}", s.number)));
+        }
+        deployment_info(conn, &s, history)
+    })
+    .await
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -800,43 +771,34 @@ pub async fn consent(
     number: String,
     body: ConsentFeedback,
 ) -> Result<()> {
-    let st = state.clone();
-    state
-        .db
-        .run(move |conn| {
-            write_transaction(conn, |conn| {
-                let caller = authenticate(conn, &st, &at, &auth, false)?;
-                let s = {
-                    let a = action(conn, &caller, &number)?;
-                    refreshed(conn, a)?
-                };
-                if !is_active(&s)? {
-                    return Err(Error::Gone(format!("action {} is closed", s.number)));
-                }
-                if !waits_for_consent(&s) {
-                    return Err(Error::not_found(format!("confirmation of action {}", s.number)));
-                }
-                let mut message = match &body.details {
-                    Some(d) if !d.is_empty() => d.join("\n"),
-                    _ => match body.confirmation {
-                        Consent::Confirmed => "Target confirmed the action".to_owned(),
-                        Consent::Denied => "Target denied the action".to_owned(),
-                    },
-                };
-                if let Some(code) = body.code {
-                    message.push_str(&format!("\nConfirmation status code: {code}"));
-                }
-                match body.confirmation {
-                    Consent::Confirmed => {
-                        record_device_event(conn, &s, "RUNNING", message)?;
-                        db::session::set_consented(conn, &s.id, time::now())?;
-                    }
-                    Consent::Denied => record_device_event(conn, &s, "WAIT_FOR_CONFIRMATION", message)?,
-                }
-                Ok(())
-            })
-        })
-        .await
+    as_device(state, at, auth, Access::Write, move |conn, caller| {
+        let s = live_action(conn, &caller, &number)?;
+        if !is_active(&s)? {
+            return Err(Error::Gone(format!("action {} is closed", s.number)));
+        }
+        if !waits_for_consent(&s) {
+            return Err(Error::not_found(format!("confirmation of action {}", s.number)));
+        }
+        let mut message = match &body.details {
+            Some(d) if !d.is_empty() => d.join("\n"),
+            _ => match body.confirmation {
+                Consent::Confirmed => "Target confirmed the action".to_owned(),
+                Consent::Denied => "Target denied the action".to_owned(),
+            },
+        };
+        if let Some(code) = body.code {
+            message.push_str(&format!("\nConfirmation status code: {code}"));
+        }
+        match body.confirmation {
+            Consent::Confirmed => {
+                record_device_event(conn, &s, "RUNNING", message)?;
+                db::session::set_consented(conn, &s.id, time::now())?;
+            }
+            Consent::Denied => record_device_event(conn, &s, "WAIT_FOR_CONFIRMATION", message)?,
+        }
+        Ok(())
+    })
+    .await
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -852,63 +814,49 @@ pub async fn activate_auto_confirm(
     auth: DdiAuth,
     body: ActivateAutoConfirm,
 ) -> Result<()> {
-    let st = state.clone();
-    state
-        .db
-        .run(move |conn| {
-            write_transaction(conn, |conn| {
-                let caller = authenticate(conn, &st, &at, &auth, false)?;
-                if caller.device.auto_confirm.is_some() {
-                    return Err(Error::conflict("auto_confirm_active", "auto-confirm is already active"));
-                }
-                let now = time::now();
-                let remark = body.remark.clone().or_else(|| {
-                    Some("Initiated using the Device Direct Integration API without providing a remark.".into())
-                });
-                let state = AutoConfirm {
-                    initiator: body.initiator.clone(),
-                    remark,
-                    activated_at: now.and_utc().timestamp_millis(),
-                };
-                let changes = db::device::DeviceChanges {
-                    auto_confirm: Some(Some(
-                        serde_json::to_string(&state).map_err(|e| Error::internal(e.to_string()))?,
-                    )),
-                    ..Default::default()
-                };
-                db::device::update(conn, &caller.device.id, &changes)?;
-                for s in db::session::open_assignments(conn, &caller.device.id)? {
-                    if waits_for_consent(&s) {
-                        db::session::set_consented(conn, &s.id, now)?;
-                        let message = format!("{SERVER_EVENT}auto-confirmed");
-                        sessions::log_event(
-                            conn,
-                            &s.id,
-                            now,
-                            &message,
-                            None,
-                            None,
-                            Some("Auto-confirmation is active".into()),
-                        )?;
-                    }
-                }
-                Ok(())
-            })
-        })
-        .await
+    as_device(state, at, auth, Access::Write, move |conn, caller| {
+        if caller.device.auto_confirm.is_some() {
+            return Err(Error::conflict("auto_confirm_active", "auto-confirm is already active"));
+        }
+        let now = time::now();
+        let remark = body
+            .remark
+            .clone()
+            .or_else(|| Some("Initiated using the Device Direct Integration API without providing a remark.".into()));
+        let state =
+            AutoConfirm { initiator: body.initiator.clone(), remark, activated_at: now.and_utc().timestamp_millis() };
+        let changes = db::device::DeviceChanges {
+            auto_confirm: Some(Some(serde_json::to_string(&state).map_err(|e| Error::internal(e.to_string()))?)),
+            ..Default::default()
+        };
+        db::device::update(conn, &caller.device.id, &changes)?;
+        for s in db::session::open_assignments(conn, &caller.device.id)? {
+            if waits_for_consent(&s) {
+                db::session::set_consented(conn, &s.id, now)?;
+                let message = format!("{SERVER_EVENT}auto-confirmed");
+                sessions::log_event(
+                    conn,
+                    &s.id,
+                    now,
+                    &message,
+                    None,
+                    None,
+                    Some("Auto-confirmation is active".into()),
+                )?;
+            }
+        }
+        Ok(())
+    })
+    .await
 }
 
 pub async fn deactivate_auto_confirm(state: &AppState, at: Address, auth: DdiAuth) -> Result<()> {
-    let st = state.clone();
-    state
-        .db
-        .run(move |conn| {
-            let caller = authenticate(conn, &st, &at, &auth, false)?;
-            let changes = db::device::DeviceChanges { auto_confirm: Some(None), ..Default::default() };
-            db::device::update(conn, &caller.device.id, &changes)?;
-            Ok(())
-        })
-        .await
+    as_device(state, at, auth, Access::Read, move |conn, caller| {
+        let changes = db::device::DeviceChanges { auto_confirm: Some(None), ..Default::default() };
+        db::device::update(conn, &caller.device.id, &changes)?;
+        Ok(())
+    })
+    .await
 }
 
 // ---- artifacts ------------------------------------------------------------------------------
@@ -930,15 +878,11 @@ fn module_session(conn: &mut AnyConnection, caller: &Caller, module: &str) -> Re
 }
 
 pub async fn artifacts(state: &AppState, at: Address, auth: DdiAuth, module: String) -> Result<Vec<ArtifactInfo>> {
-    let st = state.clone();
-    state
-        .db
-        .run(move |conn| {
-            let caller = authenticate(conn, &st, &at, &auth, false)?;
-            let s = module_session(conn, &caller, &module)?;
-            Ok(artifact_of(&s)?.into_iter().collect())
-        })
-        .await
+    as_device(state, at, auth, Access::Read, move |conn, caller| {
+        let s = module_session(conn, &caller, &module)?;
+        Ok(artifact_of(&s)?.into_iter().collect())
+    })
+    .await
 }
 
 /// What to serve for an artifact download, and the session to note a full download on.
@@ -955,28 +899,19 @@ pub async fn artifact(
     module: String,
     file: String,
 ) -> Result<ArtifactDownload> {
-    let st = state.clone();
-    state
-        .db
-        .run(move |conn| {
-            let caller = authenticate(conn, &st, &at, &auth, false)?;
-            let s = module_session(conn, &caller, &module)?;
-            let artifact = artifact_of(&s)?
-                .filter(|a| a.filename == file)
-                .ok_or_else(|| Error::not_found(format!("artifact {file:?}")))?;
-            let key = s.artifact_key.clone().ok_or_else(|| Error::not_found("artifact"))?;
-            Ok(ArtifactDownload {
-                blob: Blob {
-                    key,
-                    size: artifact.size,
-                    etag: artifact.sha1.clone(),
-                    filename: artifact.filename.clone(),
-                },
-                artifact,
-                session_id: s.id,
-            })
+    as_device(state, at, auth, Access::Read, move |conn, caller| {
+        let s = module_session(conn, &caller, &module)?;
+        let artifact = artifact_of(&s)?
+            .filter(|a| a.filename == file)
+            .ok_or_else(|| Error::not_found(format!("artifact {file:?}")))?;
+        let key = s.artifact_key.clone().ok_or_else(|| Error::not_found("artifact"))?;
+        Ok(ArtifactDownload {
+            blob: Blob { key, size: artifact.size, etag: artifact.sha1.clone(), filename: artifact.filename.clone() },
+            artifact,
+            session_id: s.id,
         })
-        .await
+    })
+    .await
 }
 
 /// A whole-artifact download goes into the history (hawkBit's DOWNLOAD row); range requests
