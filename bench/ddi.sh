@@ -90,7 +90,7 @@ mkdir -p "$WORK/gb"
 GB_DB="$WORK/gb/db.sqlite3"
 start_goosebit() {
     (cd "$WORK/gb" && GOOSEBIT_DB_URI="sqlite:///$GB_DB" GOOSEBIT_PORT="$GB_PORT" GOOSEBIT_POLL_TIME=00:05:00 \
-        GOOSEBIT_DEVICE_AUTH__ENABLE=true GOOSEBIT_DEVICE_AUTH__MODE="$1" \
+        GOOSEBIT_MAX_CONCURRENT_UPDATES=1000000 GOOSEBIT_DEVICE_AUTH__ENABLE=true GOOSEBIT_DEVICE_AUTH__MODE="$1" \
         exec "$GOOSEBIT_VENV/bin/python" -m goosebit >> "$WORK/goosebit.log" 2>&1) &
     GB_PID=$!
     wait_http "http://127.0.0.1:$GB_PORT/"
@@ -111,6 +111,7 @@ asyncio.run(main())' >> "$WORK/goosebit.log" 2>&1)
 start_goosebit setup
 python3 "$SETUP" goosebit register --url "http://127.0.0.1:$GB_PORT" --devices "$WORK/devices.txt"
 stop_goosebit
+python3 "$SETUP" goosebit registered --db "$GB_DB"
 start_goosebit strict
 export TENANT=DEFAULT
 echo "== goosebit: poll, no action" >&2

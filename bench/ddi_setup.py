@@ -10,6 +10,8 @@ devicehub:
 goosebit:
   ddi_setup.py goosebit register --url U --devices FILE
       one poll per device in goosebit's "setup" auth mode, which stores its token
+  ddi_setup.py goosebit registered --db SQLITE
+      (goosebit stopped) marks every device REGISTERED, as its configData would
   ddi_setup.py goosebit assign --db SQLITE --image PATH
       (goosebit stopped) a software row for the default hardware, every device on LATEST
 """
@@ -99,6 +101,12 @@ def goosebit_register(args):
         list(pool.map(poll, chunks))
 
 
+def goosebit_registered(args):
+    db = sqlite3.connect(args.db)
+    db.execute("UPDATE device SET last_state = 2, sw_version = '1.0.0'")
+    db.commit()
+
+
 def goosebit_assign(args):
     data = open(args.image, "rb").read()
     db = sqlite3.connect(args.db)
@@ -106,16 +114,17 @@ def goosebit_assign(args):
         "INSERT INTO software (uri, size, hash, version, image_format) VALUES (?, ?, ?, ?, 0)",
         (f"file://{os.path.abspath(args.image)}", len(data), hashlib.sha1(data).hexdigest(), "1.1.0"),
     )
-    hardware = db.execute("SELECT id FROM hardware").fetchone()[0]
-    db.execute("INSERT INTO software_compatibility (software_id, hardware_id) VALUES (?, ?)", (cur.lastrowid, hardware))
-    db.execute("UPDATE device SET update_mode = 1, sw_version = '1.0.0'")
+    # concurrent first polls may have made several "default" hardware rows: all are compatible
+    for (hardware,) in db.execute("SELECT id FROM hardware").fetchall():
+        db.execute("INSERT INTO software_compatibility (software_id, hardware_id) VALUES (?, ?)", (cur.lastrowid, hardware))
+    db.execute("UPDATE device SET update_mode = 1")
     db.commit()
 
 
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("server", choices=["devicehub", "goosebit"])
-    p.add_argument("step", choices=["register", "assign"])
+    p.add_argument("step", choices=["register", "registered", "assign"])
     p.add_argument("--url")
     p.add_argument("--token")
     p.add_argument("--devices")
@@ -130,6 +139,8 @@ def main():
         devicehub_assign(args)
     elif args.step == "register":
         goosebit_register(args)
+    elif args.step == "registered":
+        goosebit_registered(args)
     else:
         goosebit_assign(args)
 
