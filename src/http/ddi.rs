@@ -405,6 +405,10 @@ async fn artifact(state: State, req: HttpRequest) -> Result<HttpResponse> {
     };
     let found = svc::artifact(&state, address(&req), credentials(&req), param(&req, "module"), name).await?;
     if md5sum {
+        if req.method() == Method::GET {
+            // hawkBit logs the checksum fetch like a download
+            svc::note_download(&state, found.session_id.clone(), req.uri().to_string()).await?;
+        }
         let disposition = format!("attachment;filename={}.MD5SUM", found.artifact.filename);
         let body = format!("{}  {}", found.artifact.md5, found.artifact.filename);
         let mut r = HttpResponse::Ok();

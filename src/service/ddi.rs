@@ -442,6 +442,16 @@ pub struct FeedbackResult {
 /// hawkBit: at most 1000 intermediate status rows per action.
 pub const MAX_FEEDBACK_PER_ACTION: i64 = 1000;
 
+/// hawkBit: at most 50 messages in one status report.
+pub const MAX_MESSAGES_PER_FEEDBACK: usize = 50;
+
+fn check_message_count(details: Option<&Vec<String>>) -> Result<()> {
+    if details.is_some_and(|d| d.len() > MAX_MESSAGES_PER_FEEDBACK) {
+        return Err(Error::TooManyRequests(format!("at most {MAX_MESSAGES_PER_FEEDBACK} messages per status report")));
+    }
+    Ok(())
+}
+
 fn feedback_message(status: &FeedbackStatus, default: &str) -> String {
     let mut message = match &status.details {
         Some(d) if !d.is_empty() => d.join("\n"),
@@ -473,6 +483,7 @@ pub async fn deployment_feedback_for(
 ) -> Result<()> {
     let jobs = JobSettings::of(state);
     as_device(state, at, auth, Access::Write, move |conn, caller| {
+        check_message_count(feedback.status.details.as_ref())?;
         let s = live_action(conn, &caller, &number)?;
         if waits_for_consent(&s) {
             return Err(Error::not_found(format!("deployment of action {}", s.number)));
@@ -574,6 +585,7 @@ pub async fn cancel_feedback_for(
 ) -> Result<()> {
     let jobs = JobSettings::of(state);
     as_device(state, at, auth, Access::Write, move |conn, caller| {
+        check_message_count(feedback.status.details.as_ref())?;
         let s = live_action(conn, &caller, &number)?;
         if s.cancel_requested_at.is_none() || !is_active(&s)? {
             return Err(Error::MethodNotAllowed(format!("action {} is not being canceled", s.number)));
@@ -772,6 +784,7 @@ pub async fn consent(
     body: ConsentFeedback,
 ) -> Result<()> {
     as_device(state, at, auth, Access::Write, move |conn, caller| {
+        check_message_count(body.details.as_ref())?;
         let s = live_action(conn, &caller, &number)?;
         if !is_active(&s)? {
             return Err(Error::Gone(format!("action {} is closed", s.number)));

@@ -517,6 +517,12 @@ async fn protocol_details_of_the_easy_to_get_wrong_list(backend: Backend) {
     let r = ddi(&app, Method::POST, "dev-8", &format!("/deploymentBase/{action}/feedback"), Some(&auth), Some(missing))
         .await;
     assert_eq!(r.status, 400);
+    let many: Vec<String> = (0..51).map(|i| format!("m{i}")).collect();
+    let crowded = json!({"status": {"execution": "proceeding", "result": {"finished": "none"}, "details": many}});
+    let r = ddi(&app, Method::POST, "dev-8", &format!("/deploymentBase/{action}/feedback"), Some(&auth), Some(crowded))
+        .await;
+    assert_eq!(r.status, 429, "at most 50 messages per report");
+    assert!(!events(&app, &session).await.iter().any(|e| e["message"].as_str().is_some_and(|m| m.contains("m50"))));
     assert_eq!(ddi(&app, Method::GET, "dev-8", "/deploymentBase/abc", Some(&auth), None).await.status, 400);
     assert_eq!(ddi(&app, Method::GET, "dev-8", "/deploymentBase/999999", Some(&auth), None).await.status, 404);
     assert_eq!(ddi(&app, Method::DELETE, "dev-8", "/configData", Some(&auth), None).await.status, 405);
@@ -559,6 +565,8 @@ async fn protocol_details_of_the_easy_to_get_wrong_list(backend: Backend) {
     let md5 = artifact["hashes"]["md5"].as_str().unwrap();
     let name = artifact["filename"].as_str().unwrap();
     assert_eq!(r.text().await.unwrap(), format!("{md5}  {name}"));
+    let downloads = kinds(&events(&app, &session).await).iter().filter(|k| *k == "server:DOWNLOAD").count();
+    assert_eq!(downloads, 5, "the checksum file is logged like a download, as hawkBit does");
     // the artifact list
     let module = file_tail.split('/').nth(2).unwrap().to_owned();
     let list = ddi(&app, Method::GET, "dev-8", &format!("/softwaremodules/{module}/artifacts"), Some(&auth), None)
