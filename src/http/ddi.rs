@@ -140,6 +140,15 @@ fn media_type(req: &HttpRequest) -> Result<Media> {
     }
 }
 
+/// Reads a request body of at most [`JSON_LIMIT`](super::JSON_LIMIT) bytes.
+async fn read_body(payload: web::Payload) -> Result<web::Bytes> {
+    match payload.to_bytes_limited(super::JSON_LIMIT).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(e)) => Err(Error::bad_request("invalid_body", format!("the body could not be read: {e}")).into()),
+        Err(_) => Err(Error::PayloadTooLarge(format!("DDI bodies are at most {} bytes", super::JSON_LIMIT)).into()),
+    }
+}
+
 /// Reads a JSON or CBOR body (by `Content-Type`, charset allowed); unknown fields are ignored.
 fn json_body<T: DeserializeOwned>(req: &HttpRequest, body: &[u8]) -> Result<T> {
     let content_type = req
@@ -280,8 +289,8 @@ async fn poll(state: State, req: HttpRequest) -> Result<HttpResponse> {
     hal(&req, &body)
 }
 
-async fn config_data(state: State, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse> {
-    let data = json_body(&req, &body)?;
+async fn config_data(state: State, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse> {
+    let data = json_body(&req, &read_body(payload).await?)?;
     svc::config_data(&state, address(&req), credentials(&req), data).await?;
     Ok(HttpResponse::Ok().finish())
 }
@@ -294,8 +303,8 @@ async fn deployment_base(state: State, req: HttpRequest, q: web::Query<HistoryQu
     hal(&req, &deployment_body(&links, &info, "deployment"))
 }
 
-async fn deployment_feedback(state: State, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse> {
-    let feedback = json_body(&req, &body)?;
+async fn deployment_feedback(state: State, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse> {
+    let feedback = json_body(&req, &read_body(payload).await?)?;
     svc::deployment_feedback_for(&state, address(&req), credentials(&req), param(&req, "action"), feedback).await?;
     Ok(HttpResponse::Ok().finish())
 }
@@ -306,8 +315,8 @@ async fn cancel_action(state: State, req: HttpRequest) -> Result<HttpResponse> {
     hal(&req, &json!({ "id": n, "cancelAction": { "stopId": n } }))
 }
 
-async fn cancel_feedback(state: State, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse> {
-    let feedback = json_body(&req, &body)?;
+async fn cancel_feedback(state: State, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse> {
+    let feedback = json_body(&req, &read_body(payload).await?)?;
     svc::cancel_feedback_for(&state, address(&req), credentials(&req), param(&req, "action"), feedback).await?;
     Ok(HttpResponse::Ok().finish())
 }
@@ -320,8 +329,8 @@ async fn installed_base(state: State, req: HttpRequest, q: web::Query<HistoryQue
     hal(&req, &deployment_body(&links, &info, "deployment"))
 }
 
-async fn report_installed(state: State, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse> {
-    let report = json_body(&req, &body)?;
+async fn report_installed(state: State, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse> {
+    let report = json_body(&req, &read_body(payload).await?)?;
     let changed = svc::report_installed(&state, address(&req), credentials(&req), report).await?;
     Ok(if changed { HttpResponse::Created().finish() } else { HttpResponse::Ok().finish() })
 }
@@ -371,13 +380,14 @@ async fn confirmation_action(state: State, req: HttpRequest, q: web::Query<Histo
     hal(&req, &deployment_body(&links, &info, "confirmation"))
 }
 
-async fn confirmation_feedback(state: State, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse> {
-    let consent = json_body(&req, &body)?;
+async fn confirmation_feedback(state: State, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse> {
+    let consent = json_body(&req, &read_body(payload).await?)?;
     svc::consent(&state, address(&req), credentials(&req), param(&req, "action"), consent).await?;
     Ok(HttpResponse::Ok().finish())
 }
 
-async fn activate_auto_confirm(state: State, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse> {
+async fn activate_auto_confirm(state: State, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse> {
+    let body = read_body(payload).await?;
     let input = if body.is_empty() { svc::ActivateAutoConfirm::default() } else { json_body(&req, &body)? };
     svc::activate_auto_confirm(&state, address(&req), credentials(&req), input).await?;
     Ok(HttpResponse::Ok().finish())

@@ -479,6 +479,18 @@ async fn protocol_details_of_the_easy_to_get_wrong_list(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status(), 415);
+    let put_raw = |body: Vec<u8>| {
+        app.client
+            .put(app.url("/P1/controller/v1/dev-8/configData"))
+            .header("Authorization", &auth)
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+    };
+    let r = Resp::from(put_raw(b"{\"data\": {".to_vec()).await.unwrap()).await;
+    assert_eq!((r.status, r.code()), (400, "invalid_body"), "{r:?}");
+    let r = Resp::from(put_raw(vec![b' '; 2 * 1024 * 1024]).await.unwrap()).await;
+    assert_eq!((r.status, r.code()), (413, "payload_too_large"), "{r:?}");
     let r = ddi(&app, Method::PUT, "dev-8", "/configData", Some(&auth), Some(json!({"mode": "sideways", "data": {}})))
         .await;
     assert_eq!(r.status, 400);
