@@ -16,6 +16,7 @@ crate::on_both_backends!(
     wrong_or_missing_credentials_get_an_empty_401_on_every_route,
     protocol_details_of_the_easy_to_get_wrong_list,
     config_data_merges_replaces_and_removes,
+    action_types_and_maintenance_windows,
 );
 
 const IMAGE_LEN: usize = 300 * 1024 + 17;
@@ -612,4 +613,45 @@ async fn config_data_merges_replaces_and_removes(backend: Backend) {
     assert_eq!(put(json!({"data": {long: "1"}})).await.status, 400);
     assert_eq!(put(json!({"data": {"ü": "1"}})).await.status, 400);
     assert_eq!(attributes().await, json!({"z": "9"}));
+}
+
+async fn action_types_and_maintenance_windows(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (fw, _) = fleet(&app).await;
+    let (device_id, token) = device(&app, "dev-10").await;
+    let dev = client(&app, "dev-10", ClientAuthorization::TargetToken(token.clone()));
+
+    // soft, outside its maintenance window: download when convenient, do not install yet
+    let later = chrono::Utc::now() + chrono::Duration::hours(1);
+    let window = json!({"start": later.to_rfc3339(), "end": (later + chrono::Duration::hours(1)).to_rfc3339()});
+    let body = json!({"devices": ["dev-10"], "action_type": "soft", "maintenance_window": window});
+    let (soft, _) = assign(&app, &fw, body).await.remove(0);
+    app.wait_for_state(&soft, &["created"]).await;
+    let update = dev.poll().await.unwrap().update().expect("deployment").fetch().await.unwrap();
+    assert_eq!(update.download_type(), Type::Attempt);
+    assert_eq!(update.update_type(), Type::Skip);
+    assert!(matches!(update.maintenance_window(), Some(hawkbit::ddi::MaintenanceWindow::Unavailable)));
+    // a window that ends before it starts is refused
+    let bad =
+        json!({"devices": ["dev-10"], "maintenance_window": {"start": later.to_rfc3339(), "end": later.to_rfc3339()}});
+    app.post(&format!("/api/v1/firmware/{fw}/assign"), bad).await.expect_error(400, "invalid");
+    app.post(&format!("/api/v1/firmware-update/{soft}/cancel"), json!({})).await.expect(200);
+    let cancel = dev.poll().await.unwrap().cancel_action().expect("cancel offered");
+    cancel.send_feedback(Execution::Closed, Finished::Success, vec![]).await.unwrap();
+
+    // download-only: `downloaded` ends it, and the device still runs its old version
+    let (only, _) = assign(&app, &fw, json!({"devices": ["dev-10"], "action_type": "download_only"})).await.remove(0);
+    app.wait_for_state(&only, &["created"]).await;
+    let update = dev.poll().await.unwrap().update().expect("deployment").fetch().await.unwrap();
+    assert_eq!(update.download_type(), Type::Forced);
+    assert_eq!(update.update_type(), Type::Skip);
+    update.send_feedback(Execution::Downloaded, Finished::Success, vec![]).await.unwrap();
+    assert_eq!(app.session(&only).await.body["state"], "success");
+    let twin = app.get(&format!("/api/v1/devices/{device_id}")).await.expect(200);
+    assert_eq!(twin.body["installed_version"], "1.0.0");
+    // an unknown action type changes nothing
+    let r = app
+        .post(&format!("/api/v1/firmware/{fw}/assign"), json!({"devices": ["dev-10"], "action_type": "timeforced"}))
+        .await;
+    r.expect_error(400, "invalid");
 }
