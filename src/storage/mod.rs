@@ -61,11 +61,12 @@ fn read_file_blocks(file: std::fs::File, range: Range<u64>) -> BoxStream<'static
     .boxed()
 }
 
-/// Maps `len` bytes at `offset` (maps start on a page boundary, so the block is a slice).
+/// Maps `len` bytes at `offset`. A map must start on a page boundary, so it starts at the
+/// 64 KiB boundary below (a multiple of every common page size) and the block is a slice.
 #[allow(unsafe_code)] // the one exception in the crate: see the SAFETY note
 fn map_block(file: &std::fs::File, offset: u64, len: u64) -> std::io::Result<Bytes> {
-    const PAGE: u64 = 4096;
-    let aligned = offset - offset % PAGE;
+    const ALIGN: u64 = 64 * 1024;
+    let aligned = offset - offset % ALIGN;
     let skip = usize::try_from(offset - aligned).map_err(std::io::Error::other)?;
     let total = usize::try_from(len).map_err(std::io::Error::other)? + skip;
     if file.metadata()?.len() < offset + len {
