@@ -77,6 +77,9 @@ pub async fn assign(state: &AppState, actor: &Actor, firmware: String, input: As
             if end <= start {
                 return Err(Error::invalid("maintenance_window: end must be after start"));
             }
+            if end <= time::now() {
+                return Err(Error::invalid("maintenance_window: it has already ended"));
+            }
             Ok((start, end))
         })
         .transpose()?;
@@ -212,26 +215,42 @@ fn assign_one(
 
 /// Applies the one-open-action rule (see the module comment) to `device`'s older sessions.
 fn supersede(conn: &mut AnyConnection, jobs: &JobSettings, device: &db::device::Device, new: &Session) -> Result<()> {
-    let now = time::now();
     for old in db::session::open_assignments(conn, &device.id)? {
-        if old.id == new.id {
-            continue;
+        if old.id != new.id {
+            supersede_one(conn, jobs, old, new.number)?;
         }
+    }
+    Ok(())
+}
+
+/// A worker may move the old session (`processing` → `created`) while we decide; then the
+/// guarded transition is lost, and the rule is applied again to what the session is now.
+fn supersede_one(conn: &mut AnyConnection, jobs: &JobSettings, mut old: Session, by: i64) -> Result<()> {
+    let now = time::now();
+    for _ in 0..3 {
         match old.state.parse::<State>()? {
             State::Created => {
                 if old.cancel_requested_at.is_none() {
                     db::session::set_cancel_requested(conn, &old.id, Some(now))?;
-                    let message = format!("superseded by action {}: the device is asked to cancel", new.number);
+                    let message = format!("superseded by action {by}: the device is asked to cancel");
                     sessions::log_event(conn, &old.id, now, "cancel_requested", None, None, Some(message))?;
                 }
+                return Ok(());
             }
-            _ => {
-                let reason = format!("superseded by action {}", new.number);
-                sessions::apply(conn, jobs, &old, Event::Cancel, now, Details::because(reason))?;
+            State::Queued | State::Processing => {
+                let reason = format!("superseded by action {by}");
+                match sessions::apply(conn, jobs, &old, Event::Cancel, now, Details::because(reason))? {
+                    Applied::Lost => match db::session::find(conn, &old.id)? {
+                        Some(fresh) => old = fresh,
+                        None => return Ok(()),
+                    },
+                    _ => return Ok(()),
+                }
             }
+            _ => return Ok(()), // already over
         }
     }
-    Ok(())
+    Err(Error::conflict("concurrent_update", "an older assignment of the device kept changing; try again"))
 }
 
 /// Withdraws a session. One a device cannot have started on ends at once; an assigned one

@@ -57,6 +57,9 @@ fn unauthorized(why: &str) -> Error {
 /// Finds the product of a tenant name: its handle, case-insensitively, or the configured
 /// default product for `DEFAULT`.
 fn product_of_tenant(conn: &mut AnyConnection, state: &AppState, tenant: &str) -> Result<db::product::Product> {
+    if tenant.is_empty() || tenant.len() > 256 || tenant.chars().any(char::is_control) {
+        return Err(unauthorized("unknown tenant"));
+    }
     if let Some(p) = db::product::find_by_tid_ignoring_case(conn, tenant)? {
         return Ok(p);
     }
@@ -169,6 +172,11 @@ fn state_of(s: &Session) -> Result<State> {
 /// Whether the device still works on it (hawkBit's `active`).
 fn is_active(s: &Session) -> Result<bool> {
     Ok(s.expired_at.is_none() && !state_of(s)?.is_finished())
+}
+
+/// Whether the action ended by a confirmed cancel (hawkBit's CANCELED).
+fn was_canceled(s: &Session) -> Result<bool> {
+    Ok(state_of(s)? == State::Fail && s.fail_reason.as_deref() == Some(CANCELED))
 }
 
 fn waits_for_consent(s: &Session) -> bool {
@@ -445,9 +453,15 @@ pub const MAX_FEEDBACK_PER_ACTION: i64 = 1000;
 /// hawkBit: at most 50 messages in one status report.
 pub const MAX_MESSAGES_PER_FEEDBACK: usize = 50;
 
-fn check_message_count(details: Option<&Vec<String>>) -> Result<()> {
-    if details.is_some_and(|d| d.len() > MAX_MESSAGES_PER_FEEDBACK) {
+/// Checks a report's messages before anything is stored: at most 50, and text a database
+/// keeps (PostgreSQL refuses NUL characters).
+fn check_messages(details: Option<&Vec<String>>) -> Result<()> {
+    let Some(details) = details else { return Ok(()) };
+    if details.len() > MAX_MESSAGES_PER_FEEDBACK {
         return Err(Error::TooManyRequests(format!("at most {MAX_MESSAGES_PER_FEEDBACK} messages per status report")));
+    }
+    if details.iter().any(|d| d.contains('\0')) {
+        return Err(Error::invalid("details: messages may not contain NUL characters"));
     }
     Ok(())
 }
@@ -483,7 +497,7 @@ pub async fn deployment_feedback_for(
 ) -> Result<()> {
     let jobs = JobSettings::of(state);
     as_device(state, at, auth, Access::Write, move |conn, caller| {
-        check_message_count(feedback.status.details.as_ref())?;
+        check_messages(feedback.status.details.as_ref())?;
         let s = live_action(conn, &caller, &number)?;
         if waits_for_consent(&s) {
             return Err(Error::not_found(format!("deployment of action {}", s.number)));
@@ -549,6 +563,12 @@ fn close(
             }
             Ok(())
         }
+        Applied::Moved(_) if success => {
+            // a download-only action is over: hawkBit asks for fresh attributes here too
+            let changes = db::device::DeviceChanges { attributes_requested: Some(true), ..Default::default() };
+            db::device::update(conn, &caller.device.id, &changes)?;
+            Ok(())
+        }
         Applied::Moved(_) | Applied::Repeated(_) => Ok(()),
         Applied::Expired | Applied::Lost => {
             Err(Error::conflict("concurrent_update", "the action changed; send the feedback again"))
@@ -566,6 +586,9 @@ fn cleared_cancel() -> crate::db::session::StateChange {
 pub async fn cancel_action(state: &AppState, at: Address, auth: DdiAuth, number: String) -> Result<i64> {
     as_device(state, at, auth, Access::Write, move |conn, caller| {
         let s = live_action(conn, &caller, &number)?;
+        if was_canceled(&s)? {
+            return Ok(s.number); // hawkBit answers for CANCELED actions too
+        }
         if s.cancel_requested_at.is_none() || !is_active(&s)? {
             return Err(Error::not_found(format!("cancellation of action {}", s.number)));
         }
@@ -585,8 +608,11 @@ pub async fn cancel_feedback_for(
 ) -> Result<()> {
     let jobs = JobSettings::of(state);
     as_device(state, at, auth, Access::Write, move |conn, caller| {
-        check_message_count(feedback.status.details.as_ref())?;
+        check_messages(feedback.status.details.as_ref())?;
         let s = live_action(conn, &caller, &number)?;
+        if was_canceled(&s)? {
+            return Ok(()); // a repeated confirmation (the first answer may have been lost)
+        }
         if s.cancel_requested_at.is_none() || !is_active(&s)? {
             return Err(Error::MethodNotAllowed(format!("action {} is not being canceled", s.number)));
         }
@@ -604,8 +630,12 @@ pub async fn cancel_feedback_for(
                     Some(message),
                 )?;
                 let details = Details { message: Some(CANCELED.to_owned()), change: cleared_cancel() };
-                sessions::apply(conn, &jobs, &s, Event::Cancel, time::now(), details)?;
-                Ok(())
+                match sessions::apply(conn, &jobs, &s, Event::Cancel, time::now(), details)? {
+                    Applied::Moved(_) | Applied::Repeated(_) => Ok(()),
+                    Applied::Expired | Applied::Lost => {
+                        Err(Error::conflict("concurrent_update", "the action changed; send the feedback again"))
+                    }
+                }
             }
             CancelEffect::Refused(hawkbit_status) => {
                 let message = feedback_message(status, "Target was not able to complete cancellation");
@@ -784,7 +814,7 @@ pub async fn consent(
     body: ConsentFeedback,
 ) -> Result<()> {
     as_device(state, at, auth, Access::Write, move |conn, caller| {
-        check_message_count(body.details.as_ref())?;
+        check_messages(body.details.as_ref())?;
         let s = live_action(conn, &caller, &number)?;
         if !is_active(&s)? {
             return Err(Error::Gone(format!("action {} is closed", s.number)));

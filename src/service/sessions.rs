@@ -829,7 +829,13 @@ pub struct Assignment {
 pub fn insert_session(conn: &mut AnyConnection, n: NewSession<'_>) -> Result<Session> {
     let overrides: Timeouts =
         serde_json::from_str(&n.procedure.timeouts).map_err(|e| Error::internal(format!("procedure timeouts: {e}")))?;
-    let timeouts = overrides.or(n.defaults);
+    let mut timeouts = overrides.or(n.defaults);
+    if let Some((_, end)) = n.assignment.as_ref().and_then(|a| a.window) {
+        // the device may install only inside its window: the wait for its result starts
+        // counting when the window closes, not when the deliverable is ready
+        let until_closed = u64::try_from((end - n.now).num_seconds()).unwrap_or(0);
+        timeouts.created = timeouts.created.map(|secs| secs.saturating_add(until_closed));
+    }
     let row = Session {
         id: n.id,
         number: db::session::next_number(conn)?,

@@ -232,11 +232,13 @@ async fn an_admin_cancels_and_the_device_confirms(backend: Backend) {
     assert_eq!(s.body["payload"]["reason"], "canceled");
     let poll = ddi(&app, Method::GET, "dev-3", "", Some(&auth), None).await.expect(200);
     assert!(poll.body.get("_links").is_none_or(|l| l.get("cancelAction").is_none()), "{poll:?}");
-    // a cancel that is not pending is 405
+    // a repeated confirmation (its first answer lost) is answered, and changes nothing
     let again = json!({"status": {"execution": "closed", "result": {"finished": "success"}}});
     let r =
         ddi(&app, Method::POST, "dev-3", &format!("/cancelAction/{action}/feedback"), Some(&auth), Some(again)).await;
-    assert_eq!(r.status, 405);
+    assert_eq!(r.status, 200);
+    ddi(&app, Method::GET, "dev-3", &format!("/cancelAction/{action}"), Some(&auth), None).await.expect(200);
+    assert_eq!(app.session(&session).await.body["state"], "fail");
     let kinds = kinds(&events(&app, &session).await);
     assert!(kinds.contains(&"device:CANCELED".to_owned()) && kinds.contains(&"device:WARNING".to_owned()), "{kinds:?}");
 }
@@ -264,6 +266,11 @@ async fn a_new_assignment_supersedes_the_open_one(backend: Backend) {
     let href = poll.body["_links"]["deploymentBase"]["href"].as_str().expect("then the new deployment").to_owned();
     assert!(href.contains(&format!("/deploymentBase/{new_action}?c=")), "{href}");
     assert_eq!(app.session(&old).await.body["state"], "fail");
+    let closed = json!({"status": {"execution": "closed", "result": {"finished": "success"}}});
+    let r =
+        ddi(&app, Method::POST, "dev-4", &format!("/cancelAction/{new_action}/feedback"), Some(&auth), Some(closed))
+            .await;
+    assert_eq!(r.status, 405, "the new action is not being canceled");
 
     // a third assignment asks the device to cancel the second, which it may be installing
     let third = app.firmware("1.3.0", pseudo_random(4096, 46), true).await;
@@ -536,6 +543,12 @@ async fn protocol_details_of_the_easy_to_get_wrong_list(backend: Backend) {
         .await;
     assert_eq!(r.status, 429, "at most 50 messages per report");
     assert!(!events(&app, &session).await.iter().any(|e| e["message"].as_str().is_some_and(|m| m.contains("m50"))));
+    let nul = json!({"status": {"execution": "proceeding", "result": {"finished": "none"}, "details": ["a\u{0}b"]}});
+    let r =
+        ddi(&app, Method::POST, "dev-8", &format!("/deploymentBase/{action}/feedback"), Some(&auth), Some(nul)).await;
+    assert_eq!(r.status, 400, "{r:?}");
+    let r = app.client.get(app.url("/P%001/controller/v1/dev-8")).header("Authorization", &auth).send().await.unwrap();
+    assert_eq!(r.status(), 401);
     assert_eq!(ddi(&app, Method::GET, "dev-8", "/deploymentBase/abc", Some(&auth), None).await.status, 400);
     assert_eq!(ddi(&app, Method::GET, "dev-8", "/deploymentBase/999999", Some(&auth), None).await.status, 404);
     assert_eq!(ddi(&app, Method::DELETE, "dev-8", "/configData", Some(&auth), None).await.status, 405);
@@ -631,6 +644,16 @@ async fn action_types_and_maintenance_windows(backend: Backend) {
     assert_eq!(update.download_type(), Type::Attempt);
     assert_eq!(update.update_type(), Type::Skip);
     assert!(matches!(update.maintenance_window(), Some(hawkbit::ddi::MaintenanceWindow::Unavailable)));
+    // the session waits for the device's result at least until its window has closed
+    let expires = app.session(&soft).await.body["expiration_time"].as_str().unwrap().to_owned();
+    let expires = chrono::DateTime::parse_from_rfc3339(&expires).unwrap();
+    assert!(expires > later + chrono::Duration::hours(1), "{expires} is before the window closes");
+    let past = chrono::Utc::now() - chrono::Duration::hours(2);
+    let ended = json!({"start": past.to_rfc3339(), "end": (past + chrono::Duration::hours(1)).to_rfc3339()});
+    let r = app
+        .post(&format!("/api/v1/firmware/{fw}/assign"), json!({"devices": ["dev-10"], "maintenance_window": ended}))
+        .await;
+    r.expect_error(400, "invalid");
     // a window that ends before it starts is refused
     let bad =
         json!({"devices": ["dev-10"], "maintenance_window": {"start": later.to_rfc3339(), "end": later.to_rfc3339()}});
@@ -639,6 +662,8 @@ async fn action_types_and_maintenance_windows(backend: Backend) {
     let cancel = dev.poll().await.unwrap().cancel_action().expect("cancel offered");
     cancel.send_feedback(Execution::Closed, Finished::Success, vec![]).await.unwrap();
 
+    let config = dev.poll().await.unwrap().config_data_request().expect("attributes asked");
+    config.upload(Execution::Closed, Finished::Success, None, json!({"a": "1"}), vec![]).await.unwrap();
     // download-only: `downloaded` ends it, and the device still runs its old version
     let (only, _) = assign(&app, &fw, json!({"devices": ["dev-10"], "action_type": "download_only"})).await.remove(0);
     app.wait_for_state(&only, &["created"]).await;
@@ -649,6 +674,7 @@ async fn action_types_and_maintenance_windows(backend: Backend) {
     assert_eq!(app.session(&only).await.body["state"], "success");
     let twin = app.get(&format!("/api/v1/devices/{device_id}")).await.expect(200);
     assert_eq!(twin.body["installed_version"], "1.0.0");
+    assert!(dev.poll().await.unwrap().config_data_request().is_some(), "attributes asked again after DOWNLOADED");
     // an unknown action type changes nothing
     let r = app
         .post(&format!("/api/v1/firmware/{fw}/assign"), json!({"devices": ["dev-10"], "action_type": "timeforced"}))
