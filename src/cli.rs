@@ -22,7 +22,7 @@ Configuration (built-in defaults < config file < environment):
   DEVICEHUB_WORKERS         pipeline workers in `serve`     [default: 2]
   DEVICEHUB_JOB_LEASE_SECS  a crashed worker's job is retried after this    [default: 30]
   DEVICEHUB_JOB_MAX_ATTEMPTS  pipeline attempts before a session fails     [default: 3]
-  DEVICEHUB_QUEUE_LIMIT     queued jobs before new ones fail               [default: 1000]
+  DEVICEHUB_QUEUE_LIMIT     queued jobs before new ones fail               [default: 10000]
   DEVICEHUB_POLL_INTERVAL_MS  how often workers and timers look for work   [default: 1000]
   DEVICEHUB_LINK_TTL_SECS   lifetime of a download link                    [default: 3600]
   DEVICEHUB_DDI_DEFAULT_PRODUCT  product (handle) hawkBit's tenant DEFAULT stands for [default: none]

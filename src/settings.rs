@@ -15,7 +15,7 @@
 //! | `workers` | `DEVICEHUB_WORKERS` | `2` pipeline workers in `serve` (0: none, run `devicehub worker` elsewhere) |
 //! | `job_lease_secs` | `DEVICEHUB_JOB_LEASE_SECS` | `30`: a crashed worker's job is retried after this |
 //! | `job_max_attempts` | `DEVICEHUB_JOB_MAX_ATTEMPTS` | `3` |
-//! | `queue_limit` | `DEVICEHUB_QUEUE_LIMIT` | `1000` queued jobs; more fail with a queueing error |
+//! | `queue_limit` | `DEVICEHUB_QUEUE_LIMIT` | `10000` queued jobs (two of the largest assignments); more fail with a queueing error |
 //! | `poll_interval_ms` | `DEVICEHUB_POLL_INTERVAL_MS` | `1000`: how often workers and timers look for work |
 //! | `link_ttl_secs` | `DEVICEHUB_LINK_TTL_SECS` | `3600`: lifetime of a download link |
 //! | `ddi_default_product` | `DEVICEHUB_DDI_DEFAULT_PRODUCT` | none: the product (handle) hawkBit's tenant `DEFAULT` means |
@@ -227,7 +227,7 @@ impl Settings {
             workers: raw.workers.unwrap_or(2),
             job_lease_secs: raw.job_lease_secs.unwrap_or(30),
             job_max_attempts: raw.job_max_attempts.unwrap_or(3),
-            queue_limit: raw.queue_limit.unwrap_or(1000),
+            queue_limit: raw.queue_limit.unwrap_or(10_000),
             poll_interval_ms: raw.poll_interval_ms.unwrap_or(1000),
             link_ttl_secs: raw.link_ttl_secs.unwrap_or(3600),
             timeouts: Timeouts {
@@ -271,8 +271,7 @@ impl Settings {
         {
             bail!("job_lease_secs, job_max_attempts, poll_interval_ms and link_ttl_secs must be at least 1");
         }
-        let timeouts = serde_json::to_value(self.timeouts).context("timeouts")?;
-        Timeouts::parse(&timeouts).map_err(|e| anyhow::anyhow!("session timeouts: {e}"))?;
+        self.timeouts.check().map_err(|e| anyhow::anyhow!("session timeouts: {e}"))?;
         if let Some(token) = &self.admin_token
             && token.expose().len() < 16
         {

@@ -100,12 +100,16 @@ impl Timeouts {
                 "timeouts: expected an object of seconds keyed by up_to_date, ready, queued, processing, created, success, fail, unconfirmed ({e})"
             ))
         })?;
-        for secs in t.values().into_iter().flatten() {
-            if secs == 0 || secs > MAX_TIMEOUT_SECS {
-                return Err(Error::invalid(format!("timeouts: each value must be 1 to {MAX_TIMEOUT_SECS} seconds")));
-            }
-        }
+        t.check()?;
         Ok(t)
+    }
+
+    /// Each given lifetime is 1 second to [`MAX_TIMEOUT_SECS`].
+    pub fn check(&self) -> Result<()> {
+        if self.values().into_iter().flatten().any(|secs| secs == 0 || secs > MAX_TIMEOUT_SECS) {
+            return Err(Error::invalid(format!("timeouts: each value must be 1 to {MAX_TIMEOUT_SECS} seconds")));
+        }
+        Ok(())
     }
 
     fn values(&self) -> [Option<u64>; 8] {

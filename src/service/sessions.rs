@@ -474,6 +474,12 @@ pub fn apply(
             }
             log_event(conn, &s.id, at, "transition", Some(from), Some(to), details.message)?;
             let moved = db::session::find(conn, &s.id)?.ok_or_else(|| Error::internal("session vanished"))?;
+            // Every door's start (a device's /start, an admin's assignment) obeys the queue
+            // limit: one that finds the queue full goes on to fail in the same transaction.
+            if to == State::Queued && db::job::count(conn)? > i64::try_from(app.queue_limit).unwrap_or(i64::MAX) {
+                let reason = Details::because("queueing error: the queue is full");
+                return apply(conn, app, &moved, Event::QueueError, at, reason);
+            }
             Ok(Applied::Moved(moved))
         }
     }
@@ -554,22 +560,7 @@ fn act(
             let now = time::now();
             let (s, creator) = load_live(conn, id, now)?;
             require_actionable(actor, &s)?;
-            let applied = apply(conn, app, &s, event, now, details())?;
-            // A start that found the queue full goes on to fail in the same transaction.
-            if let (Event::Start, Applied::Moved(queued)) = (event, &applied)
-                && db::job::count(conn)? > i64::try_from(app.queue_limit).unwrap_or(i64::MAX)
-            {
-                let failed = apply(
-                    conn,
-                    app,
-                    queued,
-                    Event::QueueError,
-                    now,
-                    Details::because("queueing error: the queue is full"),
-                )?;
-                return Ok((failed, creator));
-            }
-            Ok((applied, creator))
+            Ok((apply(conn, app, &s, event, now, details())?, creator))
         })?;
         match outcome {
             (Applied::Moved(s) | Applied::Repeated(s), creator) => return Ok((s, creator)),
