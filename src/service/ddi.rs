@@ -125,25 +125,9 @@ fn register_device(
             return Ok(d);
         }
         let now = time::now();
-        let row = db::device::Device {
-            id: uuid::Uuid::new_v4().to_string(),
-            product_id: product.id.clone(),
-            device_id: controller_id.to_owned(),
-            name: None,
-            model_id: None,
-            channel_id: None,
-            installed_firmware_id: None,
-            installed_version: None,
-            attributes: "{}".to_owned(),
-            last_seen: Some(now),
-            last_session_id: None,
-            created_at: now,
-            updated_at: now,
-            target_token_hash: Some(super::auth::hash_token(&super::devices::generate_target_token())),
-            attributes_requested: true,
-            auto_confirm: None,
-            installed_session_id: None,
-        };
+        // the device's own token is not shown to anyone: its gateway speaks for it
+        let (mut row, _) = super::devices::new_device(product.id.clone(), controller_id.to_owned(), now);
+        row.last_seen = Some(now);
         db::device::insert(conn, &row)?;
         tracing::info!(product = %product.tid, device = controller_id, "registered a device for its gateway");
         Ok(row)
@@ -696,6 +680,8 @@ pub async fn report_installed(state: &AppState, at: Address, auth: DdiAuth, repo
         let changes = db::device::DeviceChanges {
             installed_firmware_id: Some(Some(fw.id)),
             installed_version: Some(Some(fw.version)),
+            // installed without an action: no installedBase link to an older one
+            installed_session_id: Some(None),
             updated_at: Some(time::now()),
             ..Default::default()
         };

@@ -104,22 +104,50 @@ pub fn generate_target_token() -> String {
     hex::encode(bytes)
 }
 
+/// A new device twin with nothing known about it yet, and its target token (returned once,
+/// stored only as a hash). The admin API and DDI plug-and-play registration both use it.
+pub fn new_device(product_id: String, device_id: String, now: chrono::NaiveDateTime) -> (db::device::Device, String) {
+    let token = generate_target_token();
+    let row = db::device::Device {
+        id: uuid::Uuid::new_v4().to_string(),
+        product_id,
+        device_id,
+        name: None,
+        model_id: None,
+        channel_id: None,
+        installed_firmware_id: None,
+        installed_version: None,
+        attributes: "{}".to_owned(),
+        last_seen: None,
+        last_session_id: None,
+        created_at: now,
+        updated_at: now,
+        target_token_hash: Some(crate::service::auth::hash_token(&token)),
+        attributes_requested: true,
+        auto_confirm: None,
+        installed_session_id: None,
+    };
+    (row, token)
+}
+
 /// Makes a new target token for a device; the old one stops working at once.
 pub async fn rotate_target_token(state: &AppState, actor: &Actor, id: String) -> Result<DeviceView> {
     let actor = actor.clone();
     state
         .db
         .run(move |conn| {
-            let d = find(conn, &id)?;
+            let mut d = find(conn, &id)?;
             actor.require_in(Action::Write, &d.product_id)?;
             let token = generate_target_token();
+            d.target_token_hash = Some(crate::service::auth::hash_token(&token));
+            d.updated_at = time::now();
             let changes = db::device::DeviceChanges {
-                target_token_hash: Some(Some(crate::service::auth::hash_token(&token))),
-                updated_at: Some(time::now()),
+                target_token_hash: Some(d.target_token_hash.clone()),
+                updated_at: Some(d.updated_at),
                 ..Default::default()
             };
             db::device::update(conn, &d.id, &changes)?;
-            let mut v = view(find(conn, &d.id)?);
+            let mut v = view(d);
             v.target_token = Some(token);
             Ok(v)
         })
@@ -199,27 +227,12 @@ pub async fn create(state: &AppState, actor: &Actor, input: NewDevice) -> Result
                         resolve_in_product(conn, "channel", c, &product_id, db::channel::find_by_ref, |c| &c.product_id)
                     })
                     .transpose()?;
-                let now = time::now();
-                let target_token = generate_target_token();
-                let row = db::device::Device {
-                    id: uuid::Uuid::new_v4().to_string(),
-                    product_id,
-                    device_id: input.device_id.clone(),
-                    name: input.name,
-                    model_id: model.map(|m| m.id),
-                    channel_id: channel.map(|c| c.id),
-                    installed_firmware_id: None,
-                    installed_version: installed.map(|v| v.to_string()),
-                    attributes,
-                    last_seen: None,
-                    last_session_id: None,
-                    created_at: now,
-                    updated_at: now,
-                    target_token_hash: Some(crate::service::auth::hash_token(&target_token)),
-                    attributes_requested: true,
-                    auto_confirm: None,
-                    installed_session_id: None,
-                };
+                let (mut row, target_token) = new_device(product_id, input.device_id.clone(), time::now());
+                row.name = input.name;
+                row.model_id = model.map(|m| m.id);
+                row.channel_id = channel.map(|c| c.id);
+                row.installed_version = installed.map(|v| v.to_string());
+                row.attributes = attributes;
                 db::device::insert(conn, &row).map_err(Error::from).map_err(super::duplicate(
                     "device in this product",
                     "device_id",
