@@ -198,12 +198,6 @@ impl From<r2d2::Error> for Error {
     }
 }
 
-impl From<std::io::Error> for Error {
-    fn from(err: std::io::Error) -> Self {
-        Error::Internal(anyhow::Error::new(err).context("I/O failed"))
-    }
-}
-
 impl From<object_store::Error> for Error {
     fn from(err: object_store::Error) -> Self {
         match err {

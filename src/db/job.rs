@@ -103,7 +103,3 @@ pub fn retry_later(
 pub fn delete_for_session(conn: &mut AnyConnection, session_id: &str) -> QueryResult<usize> {
     diesel::delete(jobs::table.filter(jobs::session_id.eq(session_id))).execute(conn)
 }
-
-pub fn find_for_session(conn: &mut AnyConnection, session_id: &str) -> QueryResult<Option<Job>> {
-    jobs::table.filter(jobs::session_id.eq(session_id)).select(Job::as_select()).first(conn).optional()
-}

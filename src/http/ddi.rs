@@ -80,8 +80,7 @@ impl ResponseError for DdiError {
 type Result<T> = std::result::Result<T, DdiError>;
 
 fn address(req: &HttpRequest) -> Address {
-    let param = |name| req.match_info().get(name).unwrap_or_default().to_owned();
-    Address { tenant: param("tenant"), controller_id: param("controller") }
+    Address { tenant: param(req, "tenant"), controller_id: param(req, "controller") }
 }
 
 fn param(req: &HttpRequest, name: &str) -> String {
@@ -168,8 +167,7 @@ fn json_body<T: DeserializeOwned>(req: &HttpRequest, body: &[u8]) -> Result<T> {
 }
 
 /// An answer (HAL JSON, JSON or CBOR) with a shallow ETag over its body; `If-None-Match` with it → 304.
-fn hal(req: &HttpRequest, body: &Value) -> Result<HttpResponse> {
-    let media = media_type(req)?;
+fn hal(req: &HttpRequest, media: Media, body: &Value) -> Result<HttpResponse> {
     let bytes = match media {
         Media::Cbor => {
             let mut out = Vec::new();
@@ -183,7 +181,7 @@ fn hal(req: &HttpRequest, body: &Value) -> Result<HttpResponse> {
         .headers()
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|tags| tags.split(',').any(|t| t.trim() == etag));
+        .is_some_and(|tags| download::etag_listed(tags, &etag));
     if unchanged {
         return Ok(HttpResponse::NotModified().insert_header((header::ETAG, etag)).finish());
     }
@@ -267,7 +265,7 @@ fn deployment_body(links: &Links, info: &DeploymentInfo, key: &str) -> Value {
 
 /// The poll: the polling interval and links to what the device should do.
 async fn poll(state: State, req: HttpRequest) -> Result<HttpResponse> {
-    media_type(&req)?;
+    let media = media_type(&req)?;
     let at = address(&req);
     let links = Links::new(&state, &at);
     let p = svc::poll(&state, at, credentials(&req)).await?;
@@ -286,7 +284,7 @@ async fn poll(state: State, req: HttpRequest) -> Result<HttpResponse> {
     if !hal_links.is_empty() {
         body["_links"] = Value::Object(hal_links);
     }
-    hal(&req, &body)
+    hal(&req, media, &body)
 }
 
 async fn config_data(state: State, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse> {
@@ -296,11 +294,11 @@ async fn config_data(state: State, req: HttpRequest, payload: web::Payload) -> R
 }
 
 async fn deployment_base(state: State, req: HttpRequest, q: web::Query<HistoryQuery>) -> Result<HttpResponse> {
-    media_type(&req)?;
+    let media = media_type(&req)?;
     let at = address(&req);
     let links = Links::new(&state, &at);
     let info = svc::deployment_base(&state, at, credentials(&req), param(&req, "action"), history_count(&q)?).await?;
-    hal(&req, &deployment_body(&links, &info, "deployment"))
+    hal(&req, media, &deployment_body(&links, &info, "deployment"))
 }
 
 async fn deployment_feedback(state: State, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse> {
@@ -310,9 +308,9 @@ async fn deployment_feedback(state: State, req: HttpRequest, payload: web::Paylo
 }
 
 async fn cancel_action(state: State, req: HttpRequest) -> Result<HttpResponse> {
-    media_type(&req)?;
+    let media = media_type(&req)?;
     let n = svc::cancel_action(&state, address(&req), credentials(&req), param(&req, "action")).await?.to_string();
-    hal(&req, &json!({ "id": n, "cancelAction": { "stopId": n } }))
+    hal(&req, media, &json!({ "id": n, "cancelAction": { "stopId": n } }))
 }
 
 async fn cancel_feedback(state: State, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse> {
@@ -322,11 +320,11 @@ async fn cancel_feedback(state: State, req: HttpRequest, payload: web::Payload) 
 }
 
 async fn installed_base(state: State, req: HttpRequest, q: web::Query<HistoryQuery>) -> Result<HttpResponse> {
-    media_type(&req)?;
+    let media = media_type(&req)?;
     let at = address(&req);
     let links = Links::new(&state, &at);
     let info = svc::installed_base(&state, at, credentials(&req), param(&req, "action"), history_count(&q)?).await?;
-    hal(&req, &deployment_body(&links, &info, "deployment"))
+    hal(&req, media, &deployment_body(&links, &info, "deployment"))
 }
 
 async fn report_installed(state: State, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse> {
@@ -336,7 +334,7 @@ async fn report_installed(state: State, req: HttpRequest, payload: web::Payload)
 }
 
 async fn confirmation_base(state: State, req: HttpRequest) -> Result<HttpResponse> {
-    media_type(&req)?;
+    let media = media_type(&req)?;
     let at = address(&req);
     let links = Links::new(&state, &at);
     let base = svc::confirmation_base(&state, at, credentials(&req)).await?;
@@ -368,16 +366,16 @@ async fn confirmation_base(state: State, req: HttpRequest) -> Result<HttpRespons
             links.href(&["confirmationBase", &n.to_string()], Some(format!("c={c}"))),
         );
     }
-    hal(&req, &json!({ "autoConfirm": auto, "_links": hal_links }))
+    hal(&req, media, &json!({ "autoConfirm": auto, "_links": hal_links }))
 }
 
 async fn confirmation_action(state: State, req: HttpRequest, q: web::Query<HistoryQuery>) -> Result<HttpResponse> {
-    media_type(&req)?;
+    let media = media_type(&req)?;
     let at = address(&req);
     let links = Links::new(&state, &at);
     let info =
         svc::confirmation_action(&state, at, credentials(&req), param(&req, "action"), history_count(&q)?).await?;
-    hal(&req, &deployment_body(&links, &info, "confirmation"))
+    hal(&req, media, &deployment_body(&links, &info, "confirmation"))
 }
 
 async fn confirmation_feedback(state: State, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse> {
@@ -399,11 +397,11 @@ async fn deactivate_auto_confirm(state: State, req: HttpRequest) -> Result<HttpR
 }
 
 async fn artifacts(state: State, req: HttpRequest) -> Result<HttpResponse> {
-    media_type(&req)?;
+    let media = media_type(&req)?;
     let at = address(&req);
     let links = Links::new(&state, &at);
     let list = svc::artifacts(&state, at, credentials(&req), param(&req, "module")).await?;
-    hal(&req, &Value::Array(list.iter().map(|a| artifact_json(&links, a)).collect()))
+    hal(&req, media, &Value::Array(list.iter().map(|a| artifact_json(&links, a)).collect()))
 }
 
 /// The artifact (whole or one range), or its `.MD5SUM` line.

@@ -19,6 +19,12 @@ pub enum Served {
     Nothing,
 }
 
+/// Whether an `If-None-Match` list names `etag` (quoted), weakly or as `*` (RFC 9110
+/// §13.1.2: weak comparison).
+pub fn etag_listed(tags: &str, etag: &str) -> bool {
+    tags.split(',').map(str::trim).any(|t| t == "*" || t == etag || t.strip_prefix("W/") == Some(etag))
+}
+
 pub async fn respond(req: &HttpRequest, storage: &Storage, d: &Blob) -> Result<(HttpResponse, Served)> {
     let etag = format!("\"{}\"", d.etag);
     let header = |name| req.headers().get(name).and_then(|v: &HeaderValue| v.to_str().ok());
@@ -30,9 +36,7 @@ pub async fn respond(req: &HttpRequest, storage: &Storage, d: &Blob) -> Result<(
         return Err(Error::PreconditionFailed(format!("the artifact's entity tag is {etag}")));
     }
     // §13.1.2: a client that has this exact entity needs no body.
-    if let Some(tags) = header(header::IF_NONE_MATCH)
-        && tags.split(',').map(str::trim).any(|t| t == etag || t == "*" || t.strip_prefix("W/") == Some(etag.as_str()))
-    {
+    if header(header::IF_NONE_MATCH).is_some_and(|tags| etag_listed(tags, &etag)) {
         let mut r = HttpResponse::NotModified();
         r.insert_header((header::ETAG, etag.clone()));
         return Ok((r.finish(), Served::Nothing));

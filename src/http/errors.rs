@@ -5,7 +5,7 @@ use actix_web::body::BoxBody;
 use actix_web::dev::ServiceResponse;
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header;
 use actix_web::middleware::ErrorHandlerResponse;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 
@@ -68,11 +68,7 @@ pub async fn not_found(req: HttpRequest) -> HttpResponse {
 /// actix answers 405 with an empty body; give it the JSON shape.
 pub fn method_not_allowed<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
     let (req, _) = res.into_parts();
-    let body = serde_json::json!({
-        "error": "method_not_allowed",
-        "detail": format!("{} is not allowed on {}", req.method(), req.path()),
-    });
-    let mut response = HttpResponse::MethodNotAllowed().json(body);
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let response =
+        Error::MethodNotAllowed(format!("{} is not allowed on {}", req.method(), req.path())).error_response();
     Ok(ErrorHandlerResponse::Response(ServiceResponse::new(req, response).map_into_right_body()))
 }

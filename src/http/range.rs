@@ -32,9 +32,6 @@ pub fn plan(range: Option<&str>, if_range: Option<&str>, etag: &str, size: u64) 
         return Ok(Plan::Full);
     }
     let parsed = http_range_header::parse_range_header(range.trim()).map_err(|_| RangeError::Malformed)?;
-    if parsed.len() != 1 {
-        return Err(RangeError::Multiple);
-    }
     use http_range_header::SyntacticallyCorrectRange as R;
     let [only] = parsed.into_ranges()[..] else { return Err(RangeError::Multiple) };
     let last = size.checked_sub(1).ok_or(RangeError::Unsatisfiable)?;
