@@ -17,6 +17,8 @@ crate::on_both_backends!(
     protocol_details_of_the_easy_to_get_wrong_list,
     config_data_merges_replaces_and_removes,
     action_types_and_maintenance_windows,
+    assignments_pick_devices_by_attributes_and_obey_the_queue_limit,
+    refused_cancel_installed_base_and_the_gateway_switch,
 );
 
 const IMAGE_LEN: usize = 300 * 1024 + 17;
@@ -66,14 +68,6 @@ async fn ddi(app: &TestApp, method: Method, device: &str, tail: &str, auth: Opti
         req = req.json(&b);
     }
     Resp::from(req.send().await.expect("DDI request")).await
-}
-
-async fn events(app: &TestApp, session: &str) -> Vec<Value> {
-    app.get(&format!("/api/v1/firmware-update/{session}/events")).await.expect(200).body.as_array().unwrap().clone()
-}
-
-fn kinds(events: &[Value]) -> Vec<String> {
-    events.iter().map(|e| e["kind"].as_str().unwrap().to_owned()).collect()
 }
 
 async fn gateway_on(app: &TestApp) -> String {
@@ -155,10 +149,10 @@ async fn gateway_device_installs_an_update_with_the_hawkbit_client(backend: Back
     let entry = &history.body["results"][0];
     assert_eq!(entry["id"], session.as_str());
     assert_eq!(entry["action"]["id"], action.as_str());
-    let log = events(&app, &session).await;
-    let kinds = kinds(&log);
-    assert_eq!(kinds.iter().filter(|k| *k == "server:DOWNLOAD").count(), 1, "{kinds:?}");
-    assert!(kinds.contains(&"server:RETRIEVED".to_owned()), "{kinds:?}");
+    let log = app.events(&session).await;
+    let kinds: Vec<&str> = log.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "server:DOWNLOAD").count(), 1, "{kinds:?}");
+    assert!(kinds.contains(&"server:RETRIEVED"), "{kinds:?}");
     let messages: Vec<&str> = log.iter().filter_map(|e| e["message"].as_str()).collect();
     assert!(messages.contains(&"installing") && messages.contains(&"installed"), "{messages:?}");
 }
@@ -239,7 +233,7 @@ async fn an_admin_cancels_and_the_device_confirms(backend: Backend) {
     assert_eq!(r.status, 200);
     ddi(&app, Method::GET, "dev-3", &format!("/cancelAction/{action}"), Some(&auth), None).await.expect(200);
     assert_eq!(app.session(&session).await.body["state"], "fail");
-    let kinds = kinds(&events(&app, &session).await);
+    let kinds = app.event_kinds(&session).await;
     assert!(kinds.contains(&"device:CANCELED".to_owned()) && kinds.contains(&"device:WARNING".to_owned()), "{kinds:?}");
 }
 
@@ -542,7 +536,7 @@ async fn protocol_details_of_the_easy_to_get_wrong_list(backend: Backend) {
     let r = ddi(&app, Method::POST, "dev-8", &format!("/deploymentBase/{action}/feedback"), Some(&auth), Some(crowded))
         .await;
     assert_eq!(r.status, 429, "at most 50 messages per report");
-    assert!(!events(&app, &session).await.iter().any(|e| e["message"].as_str().is_some_and(|m| m.contains("m50"))));
+    assert!(!app.events(&session).await.iter().any(|e| e["message"].as_str().is_some_and(|m| m.contains("m50"))));
     let nul = json!({"status": {"execution": "proceeding", "result": {"finished": "none"}, "details": ["a\u{0}b"]}});
     let r =
         ddi(&app, Method::POST, "dev-8", &format!("/deploymentBase/{action}/feedback"), Some(&auth), Some(nul)).await;
@@ -582,7 +576,7 @@ async fn protocol_details_of_the_easy_to_get_wrong_list(backend: Backend) {
     let r = get(file_tail.clone()).header("Range", format!("bytes={}-", image.len())).send().await.unwrap();
     assert_eq!(r.status(), 416);
     assert_eq!(r.headers()["content-range"].to_str().unwrap(), format!("bytes */{}", image.len()));
-    let downloads = kinds(&events(&app, &session).await).iter().filter(|k| *k == "server:DOWNLOAD").count();
+    let downloads = app.event_kinds(&session).await.iter().filter(|k| *k == "server:DOWNLOAD").count();
     assert_eq!(downloads, 4, "the full GET and three If-Match GETs, no range");
 
     // MD5SUM
@@ -591,7 +585,7 @@ async fn protocol_details_of_the_easy_to_get_wrong_list(backend: Backend) {
     let md5 = artifact["hashes"]["md5"].as_str().unwrap();
     let name = artifact["filename"].as_str().unwrap();
     assert_eq!(r.text().await.unwrap(), format!("{md5}  {name}"));
-    let downloads = kinds(&events(&app, &session).await).iter().filter(|k| *k == "server:DOWNLOAD").count();
+    let downloads = app.event_kinds(&session).await.iter().filter(|k| *k == "server:DOWNLOAD").count();
     assert_eq!(downloads, 5, "the checksum file is logged like a download, as hawkBit does");
     // the artifact list
     let module = file_tail.split('/').nth(2).unwrap().to_owned();
@@ -680,4 +674,92 @@ async fn action_types_and_maintenance_windows(backend: Backend) {
         .post(&format!("/api/v1/firmware/{fw}/assign"), json!({"devices": ["dev-10"], "action_type": "timeforced"}))
         .await;
     r.expect_error(400, "invalid");
+}
+
+async fn assignments_pick_devices_by_attributes_and_obey_the_queue_limit(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |s| s.queue_limit = 1).await;
+    let (fw, _) = fleet(&app).await;
+    for (id, revision) in [("dev-a", "2"), ("dev-b", "3"), ("dev-c", "2")] {
+        let (_, token) = device(&app, id).await;
+        let body = json!({"data": {"hwRevision": revision}});
+        ddi(&app, Method::PUT, id, "/configData", Some(&format!("TargetToken {token}")), Some(body)).await.expect(200);
+    }
+    let picked = app
+        .post(&format!("/api/v1/firmware/{fw}/assign"), json!({"attributes": {"hwRevision": "2"}}))
+        .await
+        .expect(201);
+    let sessions = picked.body["sessions"].as_array().unwrap();
+    let mut devices: Vec<String> = Vec::new();
+    for s in sessions {
+        let d = app.get(&format!("/api/v1/devices/{}", s["device"].as_str().unwrap())).await.expect(200);
+        devices.push(d.body["device_id"].as_str().unwrap().to_owned());
+    }
+    devices.sort();
+    assert_eq!(devices, ["dev-a", "dev-c"], "only the devices whose attributes match");
+    // the queue holds one job: the second device's session fails like a device's /start would
+    let states: Vec<&str> = sessions.iter().map(|s| s["state"].as_str().unwrap()).collect();
+    assert_eq!(states.iter().filter(|s| **s == "fail").count(), 1, "{states:?}");
+    let failed = sessions.iter().find(|s| s["state"] == "fail").unwrap();
+    assert!(failed["payload"]["reason"].as_str().unwrap().contains("queue is full"), "{failed}");
+}
+
+async fn refused_cancel_installed_base_and_the_gateway_switch(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (fw, _) = fleet(&app).await;
+    let (device_id, token) = device(&app, "dev-11").await;
+    let auth = format!("TargetToken {token}");
+    let dev = client(&app, "dev-11", ClientAuthorization::TargetToken(token.clone()));
+
+    // gateway tokens are off by default: a device-role token is refused until switched on
+    let product = app.get("/api/v1/products/P1").await.expect(200);
+    assert_eq!(product.body["ddi"]["gateway_token_auth"], false);
+    let gateway = app.user_with_role("gw", Some("device"), Some(&product.id())).await;
+    assert_eq!(ddi(&app, Method::GET, "dev-11", "", Some(&format!("GatewayToken {gateway}")), None).await.status, 401);
+
+    // a device that refuses the cancel goes on with the update
+    let (session, action) = assign(&app, &fw, json!({"devices": ["dev-11"]})).await.remove(0);
+    app.wait_for_state(&session, &["created"]).await;
+    app.post(&format!("/api/v1/firmware-update/{session}/cancel"), json!({})).await.expect(200);
+    let cancel = dev.poll().await.unwrap().cancel_action().expect("cancel offered");
+    cancel.send_feedback(Execution::Rejected, Finished::None, vec!["busy flashing"]).await.unwrap();
+    let update = dev.poll().await.unwrap().update().expect("the deployment is offered again").fetch().await.unwrap();
+    assert_eq!(update.action_id(), action);
+    assert!(app.event_kinds(&session).await.contains(&"device:CANCEL_REJECTED".to_owned()));
+    update.send_feedback(Execution::Closed, Finished::Success, vec![]).await.unwrap();
+    assert_eq!(app.session(&session).await.body["state"], "success");
+
+    // installedBase describes the installed action; an offline install replaces it
+    let base =
+        ddi(&app, Method::GET, "dev-11", &format!("/installedBase/{action}"), Some(&auth), None).await.expect(200);
+    assert_eq!(base.body["id"], action.as_str());
+    assert_eq!(base.body["deployment"]["chunks"][0]["version"], "1.1.0");
+    let newer = app.firmware("1.2.0", pseudo_random(1000, 48), true).await;
+    let r = ddi(
+        &app,
+        Method::PUT,
+        "dev-11",
+        "/installedBase",
+        Some(&auth),
+        Some(json!({"name": "CAFEBABE", "version": "1.2.0"})),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let r = ddi(
+        &app,
+        Method::PUT,
+        "dev-11",
+        "/installedBase",
+        Some(&auth),
+        Some(json!({"name": "CAFEBABE", "version": "1.2.0"})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "already installed");
+    let twin = app.get(&format!("/api/v1/devices/{device_id}")).await.expect(200);
+    assert_eq!(twin.body["installed_firmware"], newer.as_str());
+    let poll = ddi(&app, Method::GET, "dev-11", "", Some(&auth), None).await.expect(200);
+    assert!(poll.body["_links"].get("installedBase").is_none(), "{poll:?}");
+    assert_eq!(
+        ddi(&app, Method::GET, "dev-11", &format!("/installedBase/{action}"), Some(&auth), None).await.status,
+        404
+    );
 }

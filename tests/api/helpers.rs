@@ -307,6 +307,23 @@ impl TestApp {
         self.post(&format!("/api/v1/firmware-update/{id}/confirm"), json!({"success": success})).await
     }
 
+    /// A session's history, newest first.
+    pub async fn events(&self, id: &str) -> Vec<Value> {
+        let r = self.get(&format!("/api/v1/firmware-update/{id}/events")).await.expect(200);
+        r.body.as_array().expect("events are a list").clone()
+    }
+
+    /// The kinds of a session's events, newest first.
+    pub async fn event_kinds(&self, id: &str) -> Vec<String> {
+        self.events(id).await.iter().map(|e| e["kind"].as_str().unwrap_or_default().to_owned()).collect()
+    }
+
+    /// The states a session went through, oldest first ("-" for events without one).
+    pub async fn state_path(&self, id: &str) -> Vec<String> {
+        let events = self.events(id).await;
+        events.iter().rev().map(|e| e["to_state"].as_str().unwrap_or("-").to_owned()).collect()
+    }
+
     /// Polls the session until its state is one of `states` (panics after 30 s).
     pub async fn wait_for_state(&self, id: &str, states: &[&str]) -> Resp {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);

@@ -248,15 +248,7 @@ async fn ready_queued_processing_created_success(backend: Backend) {
     assert_eq!(created.body["finished"], false);
     assert!(created.body["payload"]["download_link"].is_string());
     assert_eq!(app.start_session(&id).await.expect(200).body["state"], "created", "start after the fact is a repeat");
-    let events = app.get(&format!("/api/v1/firmware-update/{id}/events")).await.expect(200);
-    let path: Vec<_> = events
-        .body
-        .as_array()
-        .unwrap()
-        .iter()
-        .rev()
-        .map(|e| e["to_state"].as_str().unwrap_or("-").to_owned())
-        .collect();
+    let path = app.state_path(&id).await;
     assert_eq!(path, ["ready", "queued", "processing", "created"]);
 
     let success = app.confirm_session(&id, true).await.expect(200);
@@ -311,9 +303,9 @@ async fn procedure_without_confirm_step_ends_in_success(backend: Backend) {
     let done = app.ready_deliverable("0.1.0").await;
     assert_eq!(done.body["state"], "success");
     assert!(done.body["payload"]["download_link"].is_string());
-    let events = app.get(&format!("/api/v1/firmware-update/{}/events", done.id())).await.expect(200);
-    assert_eq!(events.body[0]["from_state"], "processing");
-    assert_eq!(events.body[0]["to_state"], "success");
+    let events = app.events(&done.id()).await;
+    assert_eq!(events[0]["from_state"], "processing");
+    assert_eq!(events[0]["to_state"], "success");
 }
 
 async fn queue_full_fails_with_a_queueing_error(backend: Backend) {
@@ -330,15 +322,7 @@ async fn queue_full_fails_with_a_queueing_error(backend: Backend) {
     let full = app.start_session(&second).await.expect(200);
     assert_eq!(full.body["state"], "fail");
     assert!(full.body["payload"]["reason"].as_str().unwrap().contains("queue is full"), "{}", full.body);
-    let events = app.get(&format!("/api/v1/firmware-update/{second}/events")).await.expect(200);
-    let path: Vec<_> = events
-        .body
-        .as_array()
-        .unwrap()
-        .iter()
-        .rev()
-        .map(|e| e["to_state"].as_str().unwrap_or("-").to_owned())
-        .collect();
+    let path = app.state_path(&second).await;
     assert_eq!(path, ["ready", "queued", "fail"], "the table's path: queued, then the queueing error");
     assert_eq!(app.session(&first).await.body["state"], "queued", "the first keeps its place");
 }
@@ -372,9 +356,7 @@ async fn failing_pipeline_fails_the_session_with_a_reason(backend: Backend) {
     app.start_session(&id).await.expect(200);
     let failed = app.wait_for_state(&id, &["fail"]).await;
     assert!(failed.body["payload"]["reason"].as_str().unwrap().starts_with("processing error"), "{}", failed.body);
-    let events = app.get(&format!("/api/v1/firmware-update/{id}/events")).await.expect(200);
-    let kinds: Vec<_> =
-        events.body.as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap().to_owned()).collect();
+    let kinds = app.event_kinds(&id).await;
     assert_eq!(kinds.iter().filter(|k| *k == "attempt_failed").count(), 1, "one retry before giving up: {kinds:?}");
     app.start_session(&id).await.expect_error(409, "session_state");
 }
@@ -400,8 +382,8 @@ async fn a_lost_worker_is_taken_over_after_its_lease(backend: Backend) {
     let _workers = devicehub::jobs::spawn(&app.state, 1);
     let done = app.wait_for_state(&id, &["created"]).await;
     assert_eq!(done.body["payload"]["size"], 2048);
-    let events = app.get(&format!("/api/v1/firmware-update/{id}/events")).await.expect(200);
-    let takeover = events.body.as_array().unwrap().iter().find(|e| e["kind"] == "takeover").expect("a takeover event");
+    let events = app.events(&id).await;
+    let takeover = events.iter().find(|e| e["kind"] == "takeover").expect("a takeover event");
     assert!(takeover["message"].as_str().unwrap().contains("attempt 2"), "{takeover}");
 }
 
