@@ -24,13 +24,15 @@ pub fn find(conn: &mut AnyConnection, cache_key: &str) -> QueryResult<Option<Art
     artifacts::table.find(cache_key).select(ArtifactRow::as_select()).get_result(conn).optional()
 }
 
-/// Records an output; if another worker recorded the same inputs first, keeps theirs.
+/// Records an output unless another run recorded the same inputs first; returns the row
+/// that won, which is what the key means from now on.
 pub fn insert_or_keep(conn: &mut AnyConnection, row: &ArtifactRow) -> QueryResult<ArtifactRow> {
-    if let Some(existing) = find(conn, &row.cache_key)? {
-        return Ok(existing);
-    }
-    diesel::insert_into(artifacts::table).values(row).execute(conn)?;
-    Ok(row.clone())
+    let insert = diesel::insert_into(artifacts::table).values(row);
+    match conn {
+        AnyConnection::Postgresql(pg) => insert.on_conflict_do_nothing().execute(pg)?,
+        AnyConnection::Sqlite(lite) => insert.on_conflict_do_nothing().execute(lite)?,
+    };
+    find(conn, &row.cache_key)?.ok_or(diesel::result::Error::NotFound)
 }
 
 pub fn delete(conn: &mut AnyConnection, cache_key: &str) -> QueryResult<usize> {

@@ -89,11 +89,15 @@ pub async fn run(state: &AppState, work: &Work) -> Result<Deliverable> {
     }
     let mut current = Deliverable::from(&work.image);
     let mut written = Vec::new();
+    // Every run writes under names of its own: identical runs racing each other never
+    // write one object (their outputs may differ byte for byte, e.g. gzip's), and the
+    // database row decides which run's object a cache key means (`remember`).
+    let run_id = uuid::Uuid::new_v4().simple().to_string();
     for (i, step) in work.steps.iter().enumerate() {
         current = match step {
             Step::Image => current,
             Step::Gzip { level } => {
-                let out_key = format!("artifacts/{}", cache_key(&work.image.sha256, &work.steps[..=i]));
+                let out_key = format!("artifacts/{}/{run_id}", cache_key(&work.image.sha256, &work.steps[..=i]));
                 let next = gzip(state, &current, &out_key, *level).await?;
                 written.push(out_key);
                 next
@@ -164,7 +168,9 @@ async fn remember(state: &AppState, key: &str, d: Deliverable) -> Result<Deliver
     };
     let kept = state.db.run(move |conn| Ok(db::artifact::insert_or_keep(conn, &row)?)).await?;
     if kept.object_key != d.key {
-        // Another worker recorded the same inputs first; use theirs.
+        // Another run recorded the same inputs first: serve theirs (the digests the session
+        // keeps are the row's), and delete only our own object.
+        tracing::info!(cache_key = %key, kept = %kept.object_key, "an identical run finished first; its output is used");
         state.storage.delete(&d.key).await?;
     }
     from_row(kept)
