@@ -60,6 +60,11 @@ pub enum Error {
     /// 429: too many requests or a quota is exhausted.
     #[error("{0}")]
     TooManyRequests(String),
+    /// 409 `concurrent_update`: the database aborted the transaction for a deadlock or a
+    /// serialization failure. Nothing of it was kept; it is retried before anyone sees it
+    /// (`db::write_transaction_retrying`).
+    #[error("{0}")]
+    Contention(String),
     /// 503: a dependency (database, object store) is not reachable.
     #[error("{0}")]
     Unavailable(String),
@@ -105,6 +110,11 @@ impl Error {
         self
     }
 
+    /// A transaction the database aborted because of another one; safe to run again.
+    pub fn is_contention(&self) -> bool {
+        matches!(self, Error::Contention(_))
+    }
+
     /// The HTTP status as a number, so this module stays free of any web framework.
     pub fn status(&self) -> u16 {
         match self {
@@ -114,7 +124,7 @@ impl Error {
             Error::NotFound(_) => 404,
             Error::MethodNotAllowed(_) => 405,
             Error::NotAcceptable(_) => 406,
-            Error::Conflict { .. } => 409,
+            Error::Conflict { .. } | Error::Contention(_) => 409,
             Error::Gone(_) => 410,
             Error::PreconditionFailed(_) => 412,
             Error::PayloadTooLarge(_) => 413,
@@ -137,6 +147,7 @@ impl Error {
             Error::MethodNotAllowed(_) => "method_not_allowed",
             Error::NotAcceptable(_) => "not_acceptable",
             Error::Conflict { code, .. } => code,
+            Error::Contention(_) => "concurrent_update",
             Error::Gone(_) => "gone",
             Error::PreconditionFailed(_) => "precondition_failed",
             Error::PayloadTooLarge(_) => "payload_too_large",
@@ -184,6 +195,14 @@ impl From<diesel::result::Error> for Error {
                 "in_use",
                 "the object is referenced by other objects, or references one that does not exist",
             ),
+            D::DatabaseError(K::SerializationFailure, info) => Error::Contention(format!(
+                "the database aborted a transaction that raced another; try again ({})",
+                info.message()
+            )),
+            // PostgreSQL's 40P01 has no kind of its own in diesel
+            D::DatabaseError(K::Unknown, info) if info.message().contains("deadlock detected") => Error::Contention(
+                format!("the database aborted a transaction that raced another; try again ({})", info.message()),
+            ),
             D::DatabaseError(K::ClosedConnection, info) => {
                 Error::Unavailable(format!("database connection lost: {}", info.message()))
             }
@@ -195,14 +214,5 @@ impl From<diesel::result::Error> for Error {
 impl From<r2d2::Error> for Error {
     fn from(err: r2d2::Error) -> Self {
         Error::Unavailable(format!("database unavailable: {err}"))
-    }
-}
-
-impl From<object_store::Error> for Error {
-    fn from(err: object_store::Error) -> Self {
-        match err {
-            object_store::Error::NotFound { path, .. } => Error::NotFound(format!("object {path} not found")),
-            other => Error::Internal(anyhow::Error::new(other).context("object store operation failed")),
-        }
     }
 }

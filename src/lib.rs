@@ -9,6 +9,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod jobs;
+pub mod pipeline;
 pub mod service;
 pub mod settings;
 pub mod startup;

@@ -109,6 +109,7 @@ pub async fn shared_state(db: Db, storage: Storage, settings: Settings, public_u
         public_url,
         links: LinkSigner::new(&key),
         jobs_ready: Arc::new(tokio::sync::Notify::new()),
+        couriers: Default::default(),
     })
 }
 

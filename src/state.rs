@@ -8,6 +8,7 @@ use url::Url;
 
 use crate::db::Db;
 use crate::service::links::LinkSigner;
+use crate::service::outbox::Couriers;
 use crate::settings::Settings;
 use crate::storage::Storage;
 
@@ -23,6 +24,8 @@ pub struct AppState {
     /// Poked when a job is enqueued, so local workers start at once; workers of other
     /// instances find it on their next poll.
     pub jobs_ready: Arc<Notify>,
+    /// The doors this process can deliver outbox notices to.
+    pub couriers: Couriers,
 }
 
 impl AppState {

@@ -150,6 +150,31 @@ where
     }
 }
 
+/// How often a transaction the database aborted for a deadlock or a serialization failure
+/// is run again before the caller gets `409 concurrent_update`.
+const CONTENTION_RETRIES: u32 = 4;
+
+/// [`write_transaction`], run again when PostgreSQL aborted it for a deadlock or a
+/// serialization failure (nothing of it was kept, so it is safe to repeat), after a short
+/// random pause so the contenders do not meet again.
+pub fn write_transaction_retrying<T, F>(conn: &mut AnyConnection, mut f: F) -> crate::error::Result<T>
+where
+    F: FnMut(&mut AnyConnection) -> crate::error::Result<T>,
+{
+    let mut tries = 0;
+    loop {
+        match write_transaction(conn, &mut f) {
+            Err(e) if e.is_contention() && tries < CONTENTION_RETRIES => {
+                tries += 1;
+                let pause = rand::random_range(2..20u64) * u64::from(tries);
+                tracing::debug!(error = %e, tries, pause_ms = pause, "transaction aborted by contention; running it again");
+                std::thread::sleep(std::time::Duration::from_millis(pause));
+            }
+            other => return other,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

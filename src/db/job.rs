@@ -29,8 +29,9 @@ pub fn enqueue(conn: &mut AnyConnection, job: &Job) -> QueryResult<()> {
     diesel::insert_into(jobs::table).values(job).execute(conn).map(drop)
 }
 
-pub fn count(conn: &mut AnyConnection) -> QueryResult<i64> {
-    jobs::table.count().get_result(conn)
+/// How many jobs of a kind wait or run.
+pub fn count_kind(conn: &mut AnyConnection, kind: &str) -> QueryResult<i64> {
+    jobs::table.filter(jobs::kind.eq(kind)).count().get_result(conn)
 }
 
 /// Claims the oldest runnable job for `owner` until `lease_until`. Must run inside a
@@ -100,6 +101,20 @@ pub fn retry_later(
     Ok(n == 1)
 }
 
-pub fn delete_for_session(conn: &mut AnyConnection, session_id: &str) -> QueryResult<usize> {
-    diesel::delete(jobs::table.filter(jobs::session_id.eq(session_id))).execute(conn)
+/// Locks a session's jobs of a kind until the transaction ends (PostgreSQL; SQLite's write
+/// transaction holds the whole database already).
+pub fn lock_for_session(conn: &mut AnyConnection, session_id: &str, kind: &str) -> QueryResult<()> {
+    if let AnyConnection::Postgresql(pg) = conn {
+        jobs::table
+            .filter(jobs::session_id.eq(session_id))
+            .filter(jobs::kind.eq(kind))
+            .select(jobs::id)
+            .for_update()
+            .load::<String>(pg)?;
+    }
+    Ok(())
+}
+
+pub fn delete_for_session(conn: &mut AnyConnection, session_id: &str, kind: &str) -> QueryResult<usize> {
+    diesel::delete(jobs::table.filter(jobs::session_id.eq(session_id)).filter(jobs::kind.eq(kind))).execute(conn)
 }

@@ -28,7 +28,7 @@ use anyhow::Context;
 use diesel::connection::SimpleConnection;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
-pub use conn::{AnyConnection, Backend, Target, write_transaction};
+pub use conn::{AnyConnection, Backend, Target, write_transaction, write_transaction_retrying};
 
 use crate::error::{Error, Result};
 

@@ -3,6 +3,7 @@
 
 pub mod attributes;
 pub mod ddi;
+pub mod digests;
 pub mod ids;
 pub mod procedure;
 pub mod rights;

@@ -1,53 +1,9 @@
-//! Delivery procedures: the ordered pipeline steps that turn a firmware image into what a
-//! device downloads, whether the device must confirm, and how long each session state
-//! lives. Stored as JSON on the procedure; validated here, run by `jobs::pipeline`.
+//! Delivery procedures: how long each session state lives. (A procedure's pipeline steps
+//! are the pipeline wing's, `pipeline::steps`.) Stored as JSON on the procedure.
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-
-/// One pipeline step. Each reads the previous step's output (the first reads the firmware
-/// image) and writes the next; the last output is the deliverable.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Step {
-    /// The image as it is (a copy into the deliverable's content-addressed key).
-    Image,
-    /// gzip-compress the previous output (`level` 0–9, default 6).
-    Gzip {
-        #[serde(default = "default_gzip_level")]
-        level: u32,
-    },
-    /// Pass the previous output through and publish a SHA-256 manifest of it
-    /// (`payload.manifest`), so a device can check what it received.
-    Manifest,
-}
-
-fn default_gzip_level() -> u32 {
-    6
-}
-
-pub const STEP_TYPES: &str = "image, gzip, manifest";
-
-/// Reads and checks a procedure's `steps` from client JSON.
-pub fn parse_steps(value: &serde_json::Value) -> Result<Vec<Step>> {
-    let steps: Vec<Step> = serde_json::from_value(value.clone()).map_err(|e| {
-        Error::invalid(format!(
-            "steps: expected a list of {{\"type\": ...}} objects with type one of {STEP_TYPES} ({e})"
-        ))
-    })?;
-    if steps.len() > 16 {
-        return Err(Error::invalid("steps: at most 16 steps"));
-    }
-    for step in &steps {
-        if let Step::Gzip { level } = step
-            && *level > 9
-        {
-            return Err(Error::invalid("steps: gzip level must be 0 to 9"));
-        }
-    }
-    Ok(steps)
-}
 
 /// Per-state lifetimes in seconds. A procedure stores only what it overrides; `None`
 /// falls back to the server default ([`Timeouts::server_defaults`]).
@@ -145,15 +101,6 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-
-    #[test]
-    fn steps_parse_and_refuse_unknown_types() {
-        let steps = parse_steps(&json!([{"type": "image"}, {"type": "gzip"}, {"type": "manifest"}])).ok();
-        assert_eq!(steps, Some(vec![Step::Image, Step::Gzip { level: 6 }, Step::Manifest]));
-        assert!(parse_steps(&json!([{"type": "teleport"}])).is_err());
-        assert!(parse_steps(&json!([{"type": "gzip", "level": 12}])).is_err());
-        assert!(parse_steps(&json!({"type": "image"})).is_err());
-    }
 
     #[test]
     fn timeouts_are_checked_and_fall_back() {

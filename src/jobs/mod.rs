@@ -1,9 +1,9 @@
-//! Background work: pipeline workers that claim durable jobs with a lease, and the
-//! sweeper that fires session timers. Both are tokio tasks; `devicehub worker` runs them
-//! without HTTP, `devicehub serve` beside it. Nothing here keeps state another instance
-//! would need: a job or a timer is a row.
+//! Background work: workers that claim durable jobs with a lease and dispatch them by kind,
+//! and the sweeper that fires session timers. Both are tokio tasks; `devicehub worker` runs
+//! them without HTTP, `devicehub serve` beside it. Nothing here keeps state another
+//! instance would need (a job or a timer is a row), and nothing here touches the database:
+//! claiming, leases and outcomes are `service::jobs`, `service::pipeline`, `service::outbox`.
 
-pub mod pipeline;
 pub mod runner;
 pub mod sweeper;
 
@@ -11,15 +11,15 @@ use tokio::task::JoinSet;
 
 use crate::state::AppState;
 
-/// Starts `workers` pipeline workers and one sweeper; they run until the set is dropped.
-pub fn spawn(state: &AppState, workers: usize) -> JoinSet<()> {
+/// Starts `workers` workers and one sweeper; they run until the set is dropped.
+pub fn spawn(hub: &AppState, workers: usize) -> JoinSet<()> {
     let mut set = JoinSet::new();
     let instance = uuid::Uuid::new_v4().simple().to_string();
     for n in 0..workers {
         let worker_id = format!("{}-{n}", &instance[..8]);
-        set.spawn(runner::run(state.clone(), worker_id));
+        set.spawn(runner::run(hub.clone(), worker_id));
     }
-    set.spawn(sweeper::run(state.clone()));
-    tracing::info!(workers, "pipeline workers and session timers started");
+    set.spawn(sweeper::run(hub.clone()));
+    tracing::info!(workers, "job workers and session timers started");
     set
 }

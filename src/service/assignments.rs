@@ -15,10 +15,12 @@ use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::sessions::{self, Applied, Assignment, Details, HistoryEntry, JobSettings, NewSession, SessionView};
+use super::session::engine::{self, Applied, Assignment, Details, Limits, NewSession};
+use super::session::request::find_procedure_by_refs;
+use super::session::views::{self, HistoryEntry, SessionView};
 use super::{Actor, resolve};
 use crate::db::session::Session;
-use crate::db::{self, AnyConnection, write_transaction};
+use crate::db::{self, AnyConnection, write_transaction_retrying};
 use crate::domain::ddi::ActionType;
 use crate::domain::rights::Action;
 use crate::domain::session::{Event, State};
@@ -88,17 +90,17 @@ pub async fn assign(state: &AppState, actor: &Actor, firmware: String, input: As
     }
     let actor = actor.clone();
     let st = state.clone();
-    let jobs = JobSettings::of(state);
+    let limits = Limits::of(state);
     let defaults = state.settings.timeouts;
     let result = state
         .db
         .run(move |conn| {
-            write_transaction(conn, |conn| {
+            write_transaction_retrying(conn, |conn| {
                 let fw = super::firmware::find_released(conn, &firmware)?;
                 let model = db::model::find(conn, &fw.model_id)?.ok_or_else(|| Error::internal("firmware without model"))?;
                 actor.require_in(Action::Write, &model.product_id)?;
                 let product = db::product::find(conn, &model.product_id)?.ok_or_else(|| Error::internal("model without product"))?;
-                let procedure = sessions::find_procedure_by_refs(conn, input.delivery_procedure.as_deref(), "delivery_procedure", None)?;
+                let procedure = find_procedure_by_refs(conn, input.delivery_procedure.as_deref(), "delivery_procedure", None)?;
                 let targets = targets(conn, &product.id, &input)?;
                 let mut result = AssignResult { sessions: Vec::new(), skipped: Vec::new() };
                 for device in targets {
@@ -106,7 +108,7 @@ pub async fn assign(state: &AppState, actor: &Actor, firmware: String, input: As
                         result.skipped.push(Skipped { device: device.device_id, reason: "the device is of another model".into() });
                         continue;
                     }
-                    let s = assign_one(conn, &jobs, &actor, &product, &procedure, &fw, &device, action_type, window, defaults)?;
+                    let s = assign_one(conn, &limits, &actor, &product, &procedure, &fw, &device, action_type, window, defaults)?;
                     result.sessions.push(HistoryEntry::of(&st, s, actor.username.clone())?);
                 }
                 tracing::info!(
@@ -161,7 +163,7 @@ fn targets(conn: &mut AnyConnection, product_id: &str, input: &AssignRequest) ->
 #[expect(clippy::too_many_arguments, reason = "one assignment needs each of these")]
 fn assign_one(
     conn: &mut AnyConnection,
-    jobs: &JobSettings,
+    limits: &Limits,
     actor: &Actor,
     product: &db::product::Product,
     procedure: &db::delivery::DeliveryProcedure,
@@ -172,7 +174,7 @@ fn assign_one(
     defaults: crate::domain::procedure::Timeouts,
 ) -> Result<Session> {
     let now = time::now();
-    let session = sessions::insert_session(
+    let session = engine::insert_session(
         conn,
         NewSession {
             id: uuid::Uuid::new_v4().to_string(),
@@ -197,9 +199,9 @@ fn assign_one(
             now,
         },
     )?;
-    supersede(conn, jobs, device, &session)?;
+    supersede(conn, limits, device, &session)?;
     let message = format!("{actor} assigned firmware {} ({action_type})", fw.version, actor = actor.username);
-    sessions::log_event(conn, &session.id, now, "assigned", None, Some(State::Ready), Some(message))?;
+    engine::log_event(conn, &session.id, now, "assigned", None, Some(State::Ready), Some(message))?;
     let changes = db::device::DeviceChanges {
         model_id: Some(Some(fw.model_id.clone())),
         last_session_id: Some(Some(session.id.clone())),
@@ -207,17 +209,17 @@ fn assign_one(
         ..Default::default()
     };
     db::device::update(conn, &device.id, &changes)?;
-    match sessions::apply(conn, jobs, &session, Event::Start, now, Details::because("started by the assignment"))? {
+    match engine::apply(conn, limits, &session, Event::Start, now, Details::because("started by the assignment"))? {
         Applied::Moved(s) => Ok(s),
         _ => Err(Error::internal("a new assignment could not start")),
     }
 }
 
 /// Applies the one-open-action rule (see the module comment) to `device`'s older sessions.
-fn supersede(conn: &mut AnyConnection, jobs: &JobSettings, device: &db::device::Device, new: &Session) -> Result<()> {
+fn supersede(conn: &mut AnyConnection, limits: &Limits, device: &db::device::Device, new: &Session) -> Result<()> {
     for old in db::session::open_assignments(conn, &device.id)? {
         if old.id != new.id {
-            supersede_one(conn, jobs, old, new.number)?;
+            supersede_one(conn, limits, old, new.number)?;
         }
     }
     Ok(())
@@ -225,25 +227,19 @@ fn supersede(conn: &mut AnyConnection, jobs: &JobSettings, device: &db::device::
 
 /// A worker may move the old session (`processing` → `created`) while we decide; then the
 /// guarded transition is lost, and the rule is applied again to what the session is now.
-fn supersede_one(conn: &mut AnyConnection, jobs: &JobSettings, mut old: Session, by: i64) -> Result<()> {
+fn supersede_one(conn: &mut AnyConnection, limits: &Limits, mut old: Session, by: i64) -> Result<()> {
     let now = time::now();
     for _ in 0..3 {
-        match old.state.parse::<State>()? {
+        match engine::state_of(&old)? {
             State::Created => {
-                if old.cancel_requested_at.is_none() {
-                    db::session::set_cancel_requested(conn, &old.id, Some(now))?;
-                    let message = format!("superseded by action {by}: the device is asked to cancel");
-                    sessions::log_event(conn, &old.id, now, "cancel_requested", None, None, Some(message))?;
-                }
+                let message = format!("superseded by action {by}: the device is asked to cancel");
+                engine::request_cancel(conn, &old, now, message)?;
                 return Ok(());
             }
             State::Queued | State::Processing => {
                 let reason = format!("superseded by action {by}");
-                match sessions::apply(conn, jobs, &old, Event::Cancel, now, Details::because(reason))? {
-                    Applied::Lost => match db::session::find(conn, &old.id)? {
-                        Some(fresh) => old = fresh,
-                        None => return Ok(()),
-                    },
+                match engine::apply(conn, limits, &old, Event::Cancel, now, Details::because(reason))? {
+                    Applied::Lost => old = engine::reload(conn, &old)?,
                     _ => return Ok(()),
                 }
             }
@@ -255,34 +251,41 @@ fn supersede_one(conn: &mut AnyConnection, jobs: &JobSettings, mut old: Session,
 
 /// Withdraws a session. One a device cannot have started on ends at once; an assigned one
 /// the device may be working on gets a cancel request the device confirms (hawkBit cancel);
-/// a device-requested one ends at once (its protocol has no cancel).
+/// a device-requested one ends at once (its protocol has no cancel). Racing a worker, it
+/// decides again on what the session has become.
 pub async fn cancel(state: &AppState, actor: &Actor, id: String) -> Result<SessionView> {
     let actor = actor.clone();
     let st = state.clone();
-    let jobs = JobSettings::of(state);
+    let limits = Limits::of(state);
     state
         .db
         .run(move |conn| {
-            let (s, creator) = write_transaction(conn, |conn| {
-                let now = time::now();
-                let (s, creator) = sessions::load_live(conn, &id, now)?;
-                actor.require_in(Action::Write, &s.product_id)?;
-                let state = s.state.parse::<State>()?;
-                let by = format!("canceled by {}", actor.username);
-                if state == State::Created && s.action_type.is_some() {
-                    if s.cancel_requested_at.is_none() {
-                        db::session::set_cancel_requested(conn, &s.id, Some(now))?;
-                        sessions::log_event(conn, &s.id, now, "cancel_requested", None, None, Some(by))?;
-                    }
-                    let s = db::session::find(conn, &s.id)?.ok_or_else(|| Error::not_found("session"))?;
-                    return Ok((s, creator));
-                }
-                match sessions::apply(conn, &jobs, &s, Event::Cancel, now, Details::because(by))? {
-                    Applied::Moved(s) | Applied::Repeated(s) => Ok((s, creator)),
-                    _ => Err(Error::conflict("concurrent_update", "the session changed; try again")),
-                }
-            })?;
-            sessions::view(&st, s, creator)
+            let (s, creator) = cancel_in(conn, &limits, &actor, &id)?;
+            views::view(&st, s, creator)
         })
         .await
+}
+
+fn cancel_in(conn: &mut AnyConnection, limits: &Limits, actor: &Actor, id: &str) -> Result<(Session, String)> {
+    for _ in 0..5 {
+        let outcome = write_transaction_retrying(conn, |conn| {
+            let now = time::now();
+            let (s, creator) = engine::load_live(conn, id, now)?;
+            actor.require_in(Action::Write, &s.product_id)?;
+            let by = format!("canceled by {}", actor.username);
+            if engine::state_of(&s)? == State::Created && s.action_type.is_some() {
+                engine::request_cancel(conn, &s, now, by)?;
+                return Ok(Some((engine::reload(conn, &s)?, creator)));
+            }
+            match engine::apply(conn, limits, &s, Event::Cancel, now, Details::because(by))? {
+                Applied::Moved(s) | Applied::Repeated(s) => Ok(Some((s, creator))),
+                Applied::Expired => Err(Error::not_found(format!("firmware-update session {id:?}"))),
+                Applied::Lost => Ok(None),
+            }
+        })?;
+        if let Some(done) = outcome {
+            return Ok(done);
+        }
+    }
+    Err(Error::conflict("concurrent_update", "the session kept changing; try again"))
 }

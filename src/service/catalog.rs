@@ -7,9 +7,10 @@ use serde_json::Value;
 use super::{Actor, ListParams, Listing, duplicate, find_path, resolve};
 use crate::db::{self, AnyConnection, Page, write_transaction};
 use crate::domain::ids::{ObjectRef, validate_name, validate_tid};
-use crate::domain::procedure::{Timeouts, parse_steps};
+use crate::domain::procedure::Timeouts;
 use crate::domain::rights::{Action, Scope};
 use crate::error::{Error, Result};
+use crate::pipeline::steps::parse_steps;
 use crate::state::AppState;
 use crate::time;
 

@@ -1,13 +1,13 @@
 //! hawkBit DDI v1, the device side: a DDI *action* is a devicehub *session* that an admin
 //! assigned (`service::assignments`). Its number is the action id; its deliverable is the
 //! one artifact of the one software module (numbered like the action). Every state change
-//! goes through `service::sessions::apply`, like the Leitwert door's.
+//! goes through the session engine, like the Leitwert door's.
 
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::sessions::{self, Applied, Details, JobSettings};
+use super::session::engine::{self, Applied, Details, Limits};
 use crate::db::session::Session;
 use crate::db::{self, AnyConnection, write_transaction};
 use crate::domain::attributes;
@@ -186,7 +186,7 @@ fn refreshed(conn: &mut AnyConnection, s: Session) -> Result<Session> {
     if s.expired_at.is_some() {
         return Ok(s);
     }
-    Ok(match sessions::apply_due_timers(conn, s, time::now())? {
+    Ok(match engine::apply_due_timers(conn, s, time::now())? {
         Some(s) => s,
         None => db::session::find(conn, &id)?.ok_or_else(|| Error::not_found("action"))?,
     })
@@ -385,7 +385,7 @@ fn note_retrieved(conn: &mut AnyConnection, s: &Session) -> Result<()> {
         return Ok(());
     }
     let message = "Update Server: Target retrieved update action and should start now the download.";
-    sessions::log_event(conn, &s.id, time::now(), RETRIEVED, None, None, Some(message.to_owned()))
+    engine::log_event(conn, &s.id, time::now(), RETRIEVED, None, None, Some(message.to_owned()))
 }
 
 /// `GET deploymentBase/{action}`.
@@ -468,7 +468,7 @@ fn record_device_event(conn: &mut AnyConnection, s: &Session, status: &str, mess
             s.number
         )));
     }
-    sessions::log_event(conn, &s.id, time::now(), &format!("{DEVICE_EVENT}{status}"), None, None, Some(message))
+    engine::log_event(conn, &s.id, time::now(), &format!("{DEVICE_EVENT}{status}"), None, None, Some(message))
 }
 
 /// `POST deploymentBase/{action}/feedback`.
@@ -479,7 +479,7 @@ pub async fn deployment_feedback_for(
     number: String,
     feedback: Feedback,
 ) -> Result<()> {
-    let jobs = JobSettings::of(state);
+    let jobs = Limits::of(state);
     as_device(state, at, auth, Access::Write, move |conn, caller| {
         check_messages(feedback.status.details.as_ref())?;
         let s = live_action(conn, &caller, &number)?;
@@ -500,7 +500,7 @@ pub async fn deployment_feedback_for(
                 let default =
                     if success { "Target reported CLOSED with OK!" } else { "Target reported CLOSED with ERROR!" };
                 let message = feedback_message(status, default);
-                sessions::log_event(
+                engine::log_event(
                     conn,
                     &s.id,
                     time::now(),
@@ -520,15 +520,15 @@ pub async fn deployment_feedback_for(
 /// table (`created` + confirm), and the twin learns what the device now runs.
 fn close(
     conn: &mut AnyConnection,
-    jobs: &JobSettings,
+    jobs: &Limits,
     caller: &Caller,
     s: &Session,
     success: bool,
     installed: bool,
     message: &str,
 ) -> Result<()> {
-    let details = Details { message: Some(message.to_owned()), change: cleared_cancel() };
-    match sessions::apply(conn, jobs, s, Event::Confirm { success }, time::now(), details)? {
+    let details = Details { message: Some(message.to_owned()), change: engine::cleared_cancel(), ..Details::default() };
+    match engine::apply(conn, jobs, s, Event::Confirm { success }, time::now(), details)? {
         Applied::Moved(done) if success && installed => {
             if let Some(fw) =
                 done.target_firmware_id.as_deref().map(|id| db::firmware::find(conn, id)).transpose()?.flatten()
@@ -560,10 +560,6 @@ fn close(
     }
 }
 
-fn cleared_cancel() -> crate::db::session::StateChange {
-    crate::db::session::StateChange { cancel_requested_at: Some(None), ..Default::default() }
-}
-
 // ---- cancel ---------------------------------------------------------------------------------
 
 /// `GET cancelAction/{action}`: the action number to stop (only while a cancel is pending).
@@ -590,7 +586,7 @@ pub async fn cancel_feedback_for(
     number: String,
     feedback: Feedback,
 ) -> Result<()> {
-    let jobs = JobSettings::of(state);
+    let jobs = Limits::of(state);
     as_device(state, at, auth, Access::Write, move |conn, caller| {
         check_messages(feedback.status.details.as_ref())?;
         let s = live_action(conn, &caller, &number)?;
@@ -604,7 +600,7 @@ pub async fn cancel_feedback_for(
         match cancel_feedback(status.execution, status.result.finished) {
             CancelEffect::Canceled => {
                 let message = feedback_message(status, "Cancellation completion is finished successfully.");
-                sessions::log_event(
+                engine::log_event(
                     conn,
                     &s.id,
                     time::now(),
@@ -613,8 +609,12 @@ pub async fn cancel_feedback_for(
                     None,
                     Some(message),
                 )?;
-                let details = Details { message: Some(CANCELED.to_owned()), change: cleared_cancel() };
-                match sessions::apply(conn, &jobs, &s, Event::Cancel, time::now(), details)? {
+                let details = Details {
+                    message: Some(CANCELED.to_owned()),
+                    change: engine::cleared_cancel(),
+                    ..Details::default()
+                };
+                match engine::apply(conn, &jobs, &s, Event::Cancel, time::now(), details)? {
                     Applied::Moved(_) | Applied::Repeated(_) => Ok(()),
                     Applied::Expired | Applied::Lost => {
                         Err(Error::conflict("concurrent_update", "the action changed; send the feedback again"))
@@ -624,7 +624,7 @@ pub async fn cancel_feedback_for(
             CancelEffect::Refused(hawkbit_status) => {
                 let message = feedback_message(status, "Target was not able to complete cancellation");
                 record_device_event(conn, &s, hawkbit_status, message)?;
-                db::session::set_cancel_requested(conn, &s.id, None)?;
+                engine::withdraw_cancel(conn, &s)?;
                 Ok(())
             }
             CancelEffect::Record(hawkbit_status) => {
@@ -821,7 +821,7 @@ pub async fn consent(
         match body.confirmation {
             Consent::Confirmed => {
                 record_device_event(conn, &s, "RUNNING", message)?;
-                db::session::set_consented(conn, &s.id, time::now())?;
+                engine::record_consent(conn, &s, time::now())?;
             }
             Consent::Denied => record_device_event(conn, &s, "WAIT_FOR_CONFIRMATION", message)?,
         }
@@ -861,17 +861,9 @@ pub async fn activate_auto_confirm(
         db::device::update(conn, &caller.device.id, &changes)?;
         for s in db::session::open_assignments(conn, &caller.device.id)? {
             if waits_for_consent(&s) {
-                db::session::set_consented(conn, &s.id, now)?;
+                engine::record_consent(conn, &s, now)?;
                 let message = format!("{SERVER_EVENT}auto-confirmed");
-                sessions::log_event(
-                    conn,
-                    &s.id,
-                    now,
-                    &message,
-                    None,
-                    None,
-                    Some("Auto-confirmation is active".into()),
-                )?;
+                engine::log_event(conn, &s.id, now, &message, None, None, Some("Auto-confirmation is active".into()))?;
             }
         }
         Ok(())
@@ -950,7 +942,7 @@ pub async fn note_download(state: &AppState, session_id: String, uri: String) ->
         .db
         .run(move |conn| {
             let message = format!("Update Server: Target downloads {uri}");
-            sessions::log_event(
+            engine::log_event(
                 conn,
                 &session_id,
                 time::now(),

@@ -404,14 +404,15 @@ where
         }
     }
     let stored = writer.finish().await?;
-    tracing::info!(firmware = %firmware.id, key = %stored.key, size = stored.size, sha256 = %stored.sha256, "stored firmware image");
+    let digests = &stored.digests;
+    tracing::info!(firmware = %firmware.id, key = %stored.key, size = digests.size, sha256 = %digests.sha256, "stored firmware image");
 
     let meta = db::firmware::ImageMeta {
         filename: Some(filename.unwrap_or(default_name)),
-        size: Some(i64::try_from(stored.size).map_err(|_| too_large(limit))?),
-        sha256: Some(stored.sha256.clone()),
-        sha1: Some(stored.sha1.clone()),
-        md5: Some(stored.md5.clone()),
+        size: Some(i64::try_from(digests.size).map_err(|_| too_large(limit))?),
+        sha256: Some(digests.sha256.clone()),
+        sha1: Some(digests.sha1.clone()),
+        md5: Some(digests.md5.clone()),
         object_key: Some(stored.key.clone()),
         updated_at: time::now(),
     };

@@ -7,9 +7,13 @@ pub mod catalog;
 pub mod ddi;
 pub mod devices;
 pub mod firmware;
+pub mod jobs;
 pub mod links;
+pub mod outbox;
 pub mod people;
-pub mod sessions;
+pub mod pipeline;
+pub mod session;
+pub mod twin;
 
 use serde::{Deserialize, Deserializer, Serialize};
 

@@ -14,6 +14,7 @@ use object_store::{GetOptions, GetRange, GetResultPayload, ObjectStore, ObjectSt
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
+use crate::domain::digests::Digests;
 use crate::error::{Error, Result};
 
 /// Object keys. Firmware images get a fresh key per upload, so a reader of the previous
@@ -93,10 +94,7 @@ pub struct Blob {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredObject {
     pub key: String,
-    pub size: u64,
-    pub sha256: String,
-    pub sha1: String,
-    pub md5: String,
+    pub digests: Digests,
 }
 
 impl Storage {
@@ -118,10 +116,6 @@ impl Storage {
 
     pub fn describe(&self) -> &str {
         &self.description
-    }
-
-    pub fn inner(&self) -> &Arc<dyn ObjectStore> {
-        &self.store
     }
 
     /// Starts a streaming write of at most `limit` bytes to `key`.
@@ -165,6 +159,12 @@ impl Storage {
             GetResultPayload::File(file, _) => read_file_blocks(file, range),
             GetResultPayload::Stream(stream) => stream.map_err(std::io::Error::other).boxed(),
         })
+    }
+
+    /// Reads a whole object as a buffered stream (pipeline steps read their input so).
+    pub async fn reader(&self, key: &str) -> Result<impl tokio::io::AsyncBufRead + Unpin + Send + use<>> {
+        let stream = self.store.get(&ObjectPath::from(key)).await?.into_stream();
+        Ok(tokio_util::io::StreamReader::new(stream.map_err(std::io::Error::other)))
     }
 
     pub async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
@@ -221,16 +221,28 @@ impl ObjectWriter {
         self.upload.finish().await?;
         Ok(StoredObject {
             key: self.key,
-            size: self.size,
-            sha256: hex::encode(self.sha256.finalize()),
-            sha1: hex::encode(self.sha1.finalize()),
-            md5: hex::encode(self.md5.finalize()),
+            digests: Digests {
+                size: self.size,
+                sha256: hex::encode(self.sha256.finalize()),
+                sha1: hex::encode(self.sha1.finalize()),
+                md5: hex::encode(self.md5.finalize()),
+            },
         })
     }
 
     pub async fn abort(self) {
         if let Err(e) = self.upload.abort().await {
             tracing::warn!(key = %self.key, error = %e, "aborting an object upload failed");
+        }
+    }
+}
+
+/// Only this module knows object_store's types: its errors become ours here.
+impl From<object_store::Error> for Error {
+    fn from(err: object_store::Error) -> Self {
+        match err {
+            object_store::Error::NotFound { path, .. } => Error::NotFound(format!("object {path} not found")),
+            other => Error::Internal(anyhow::Error::new(other).context("object store operation failed")),
         }
     }
 }

@@ -45,7 +45,7 @@ async fn rotate_target_token(s: State, a: Actor, id: Id) -> Result<HttpResponse>
 
 /// The device's firmware-update sessions, expired ones included.
 async fn history(s: State, a: Actor, r: HttpRequest, id: Id, q: web::Query<ListParams>) -> Result<HttpResponse> {
-    let listing = crate::service::sessions::device_history(&s, &a, id.into_inner(), q.into_inner()).await?;
+    let listing = crate::service::session::request::device_history(&s, &a, id.into_inner(), q.into_inner()).await?;
     Ok(pagination::respond(&s, &r, listing))
 }
 

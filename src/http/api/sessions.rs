@@ -8,7 +8,7 @@ use crate::error::Result;
 use crate::http::{auth, download, pagination};
 use crate::service::Actor;
 use crate::service::auth::Credentials;
-use crate::service::sessions::{self as svc, ConfirmRequest, DownloadAuth, SessionQuery, UpdateRequest};
+use crate::service::session::request::{self as svc, ConfirmRequest, DownloadAuth, SessionQuery, UpdateRequest};
 use crate::state::AppState;
 
 type State = web::Data<AppState>;
