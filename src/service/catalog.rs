@@ -330,6 +330,10 @@ macro_rules! product_scoped {
 product_scoped!(db::model::Model, model, ModelChanges, "model", "its firmware and devices");
 product_scoped!(db::channel::Channel, channel, ChannelChanges, "channel", "its firmware and devices");
 
+/// The product-scoped families, as the doors name them.
+pub type Models = db::model::Model;
+pub type Channels = db::channel::Channel;
+
 pub async fn create_scoped<T: ProductScoped>(state: &AppState, actor: &Actor, input: NewScoped) -> Result<HandleView> {
     validate_tid("tid", &input.tid)?;
     validate_name("name", &input.name)?;

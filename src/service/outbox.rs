@@ -77,6 +77,9 @@ pub async fn deliver(hub: &AppState, delivery: &Delivery) {
         Some(courier) => courier.deliver(&delivery.lease.job_id, notice).await.map_err(|e| e.to_string()),
         None => Err(format!("no courier for door {:?} in this process", notice.door)),
     };
+    if let Err(error) = &outcome {
+        tracing::warn!(job = %delivery.lease.job_id, door = %notice.door, attempt = delivery.lease.attempt, %error, "a notice was not delivered; it will be offered again");
+    }
     let lease = delivery.lease.clone();
     let base = hub.settings.poll_interval_ms;
     let recorded = hub

@@ -2,7 +2,6 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use crate::db::{channel::Channel, model::Model};
 use crate::error::Result;
 use crate::http::pagination;
 use crate::service::catalog::{
@@ -19,8 +18,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::scope("/products").service(web::resource("").get(list_products).post(create_product)).service(
         web::resource("/{id}").get(get_product).patch(update_product).put(update_product).delete(delete_product),
     ))
-    .service(scoped::<Model>("/models"))
-    .service(scoped::<Channel>("/channels"))
+    .service(scoped::<svc::Models>("/models"))
+    .service(scoped::<svc::Channels>("/channels"))
     .service(
         web::scope("/delivery-methods").service(web::resource("").get(list_methods).post(create_method)).service(
             web::resource("/{id}").get(get_method).patch(update_method).put(update_method).delete(delete_method),
