@@ -139,6 +139,15 @@ where
     Ok(done.into_iter().map(|v| v.to_string()).collect())
 }
 
+/// Makes concurrent first starts take turns until the current transaction ends: on
+/// PostgreSQL an advisory lock (SQLite's write transaction already serialises them).
+pub fn lock_for_first_start(conn: &mut AnyConnection) -> Result<()> {
+    if let AnyConnection::Postgresql(c) = conn {
+        c.batch_execute(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"))?;
+    }
+    Ok(())
+}
+
 /// Converts a UUID column value. Ids are written only by us, so a bad one is a bug.
 pub fn parse_id(raw: &str) -> Result<uuid::Uuid> {
     uuid::Uuid::parse_str(raw).map_err(|e| Error::internal(format!("bad id {raw:?} in the database: {e}")))

@@ -5,23 +5,22 @@ use diesel::prelude::*;
 use super::AnyConnection;
 use super::schema::server_secrets;
 
-/// The secret called `name`, created with `make` if it does not exist yet. Runs in a write
-/// transaction so two instances starting at once agree on one value.
+/// The secret called `name`, created with `make` if it does not exist yet. Two instances
+/// starting at once may both make one; the first insert wins and both read it back.
 pub fn get_or_create(conn: &mut AnyConnection, name: &str, make: impl FnOnce() -> String) -> QueryResult<String> {
-    super::write_transaction(conn, |conn| {
-        let existing: Option<String> =
-            server_secrets::table.find(name).select(server_secrets::value).get_result(conn).optional()?;
-        if let Some(v) = existing {
-            return Ok(v);
-        }
-        let value = make();
-        diesel::insert_into(server_secrets::table)
-            .values((
-                server_secrets::name.eq(name),
-                server_secrets::value.eq(&value),
-                server_secrets::created_at.eq(crate::time::now()),
-            ))
-            .execute(conn)?;
-        Ok(value)
-    })
+    let existing: Option<String> =
+        server_secrets::table.find(name).select(server_secrets::value).get_result(conn).optional()?;
+    if let Some(v) = existing {
+        return Ok(v);
+    }
+    let insert = diesel::insert_into(server_secrets::table).values((
+        server_secrets::name.eq(name),
+        server_secrets::value.eq(make()),
+        server_secrets::created_at.eq(crate::time::now()),
+    ));
+    match conn {
+        AnyConnection::Postgresql(pg) => insert.on_conflict_do_nothing().execute(pg)?,
+        AnyConnection::Sqlite(lite) => insert.on_conflict_do_nothing().execute(lite)?,
+    };
+    server_secrets::table.find(name).select(server_secrets::value).get_result(conn)
 }

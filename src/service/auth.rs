@@ -110,6 +110,8 @@ pub const BOOTSTRAP_ADMIN: &str = "admin";
 /// On an empty database: creates the user `admin` with a global admin grant and a token.
 pub fn bootstrap_admin(conn: &mut AnyConnection, configured: Option<&str>) -> Result<Bootstrap> {
     db::write_transaction(conn, |conn| {
+        // two instances starting at once on an empty database: one creates, one finds
+        db::lock_for_first_start(conn)?;
         if db::user::count(conn)? > 0 {
             return Ok(Bootstrap::AlreadyDone);
         }

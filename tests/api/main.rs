@@ -16,5 +16,6 @@ mod integrity;
 mod outbox;
 mod people;
 mod process;
+mod races;
 mod sessions;
 mod timers;
