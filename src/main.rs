@@ -62,15 +62,7 @@ async fn admin(db: devicehub::db::Db, cmd: AdminCommand) -> anyhow::Result<()> {
             println!("user '{}' ({})", user.username, user.id);
         }
         AdminCommand::CreateToken { username, name } => {
-            let token = db
-                .run(move |conn| {
-                    let user = devicehub::db::user::find_by_username(conn, &username)?
-                        .ok_or_else(|| devicehub::error::Error::not_found(format!("user {username:?}")))?;
-                    let secret = service::auth::generate_token();
-                    service::auth::insert_token(conn, &user.id, &name, &secret, None)?;
-                    Ok(secret)
-                })
-                .await?;
+            let token = db.run(move |conn| service::people::create_token_for(conn, &username, &name)).await?;
             println!("{token}");
         }
     }

@@ -10,8 +10,8 @@ use anyhow::Context;
 use url::Url;
 
 use crate::db::Db;
-use crate::service::auth::{self, Bootstrap};
 use crate::service::links::{self, LinkSigner};
+use crate::service::people::{self, Bootstrap};
 use crate::settings::{Settings, parse_public_url};
 use crate::state::AppState;
 use crate::storage::{Storage, keys};
@@ -52,7 +52,7 @@ impl Application {
         tracing::info!(database = db.backend().name(), object_store = storage.describe(), "storage ready");
 
         let configured = settings.admin_token.as_ref().map(|t| t.expose().to_owned());
-        let bootstrap = db.run(move |conn| auth::bootstrap_admin(conn, configured.as_deref())).await?;
+        let bootstrap = db.run(move |conn| people::bootstrap_admin(conn, configured.as_deref())).await?;
         announce_bootstrap(&bootstrap);
 
         let listener = TcpListener::bind(&settings.listen).with_context(|| format!("binding {}", settings.listen))?;
@@ -162,19 +162,19 @@ fn announce_bootstrap(bootstrap: &Bootstrap) {
         Bootstrap::AlreadyDone => {}
         Bootstrap::CreatedWithConfiguredToken => {
             tracing::info!(
-                user = auth::BOOTSTRAP_ADMIN,
+                user = people::BOOTSTRAP_ADMIN,
                 "created the first admin with the token from DEVICEHUB_ADMIN_TOKEN"
             );
         }
         Bootstrap::CreatedWithNewToken(token) => {
             tracing::info!(
-                user = auth::BOOTSTRAP_ADMIN,
+                user = people::BOOTSTRAP_ADMIN,
                 "created the first admin; its token is printed once on stdout"
             );
             // stdout, not the log: a token must not end up in a log collector.
             println!(
                 "\n  devicehub: created the admin user '{}'. Its API token, shown only this once:\n\n      {token}\n\n  Use it as 'Authorization: Token {token}'.\n",
-                auth::BOOTSTRAP_ADMIN
+                people::BOOTSTRAP_ADMIN
             );
         }
     }

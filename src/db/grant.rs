@@ -72,3 +72,14 @@ pub fn list(conn: &mut AnyConnection, filter: &Filter, page: super::Page) -> Que
         .load(conn)?;
     Ok((rows, total))
 }
+
+/// (grant id, user id) of every grant of `role` everywhere held by an active user.
+pub fn active_global(conn: &mut AnyConnection, role: &str) -> QueryResult<Vec<(String, String)>> {
+    grants::table
+        .inner_join(super::schema::users::table)
+        .filter(grants::role.eq(role))
+        .filter(grants::product_id.is_null())
+        .filter(super::schema::users::active.eq(true))
+        .select((grants::id, grants::user_id))
+        .load(conn)
+}

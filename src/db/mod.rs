@@ -184,3 +184,77 @@ macro_rules! handle_lookups {
     };
 }
 pub(crate) use handle_lookups;
+
+/// A product-scoped handle table (models, channels): the same columns, rules and queries,
+/// written once. Generates the row struct, its change set, the handle lookups, and
+/// `insert`, `update`, `delete` and `list` (optionally of one product, and only in the
+/// products a caller may read).
+macro_rules! product_scoped_table {
+    ($table:ident, $row:ident, $changes:ident) => {
+        use chrono::NaiveDateTime;
+        use diesel::prelude::*;
+
+        use $crate::db::AnyConnection;
+        use $crate::db::schema::$table;
+
+        #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+        #[diesel(table_name = $table)]
+        pub struct $row {
+            pub id: String,
+            pub tid: String,
+            pub name: String,
+            pub product_id: String,
+            pub created_at: NaiveDateTime,
+            pub updated_at: NaiveDateTime,
+        }
+
+        #[derive(Debug, Default, AsChangeset)]
+        #[diesel(table_name = $table)]
+        pub struct $changes {
+            pub tid: Option<String>,
+            pub name: Option<String>,
+            pub updated_at: Option<NaiveDateTime>,
+        }
+
+        $crate::db::handle_lookups!($table, $row);
+
+        pub fn insert(conn: &mut AnyConnection, row: &$row) -> QueryResult<()> {
+            diesel::insert_into($table::table).values(row).execute(conn).map(drop)
+        }
+
+        pub fn update(conn: &mut AnyConnection, id: &str, changes: &$changes) -> QueryResult<()> {
+            diesel::update($table::table.find(id)).set(changes).execute(conn).map(drop)
+        }
+
+        pub fn delete(conn: &mut AnyConnection, id: &str) -> QueryResult<usize> {
+            diesel::delete($table::table.find(id)).execute(conn)
+        }
+
+        pub fn list(
+            conn: &mut AnyConnection,
+            product: Option<&str>,
+            only: Option<&[String]>,
+            page: $crate::db::Page,
+        ) -> QueryResult<(Vec<$row>, i64)> {
+            let query = || {
+                let mut q = $table::table.into_boxed();
+                if let Some(product) = product {
+                    q = q.filter($table::product_id.eq(product.to_owned()));
+                }
+                if let Some(ids) = only {
+                    q = q.filter($table::product_id.eq_any(ids.to_vec()));
+                }
+                q
+            };
+            let total = query().count().get_result(conn)?;
+            let rows = query()
+                .order(($table::created_at, $table::id))
+                .limit(page.limit)
+                .offset(page.offset)
+                .select($row::as_select())
+                .load(conn)?;
+            Ok((rows, total))
+        }
+    };
+}
+pub(crate) use product_scoped_table;

@@ -95,42 +95,6 @@ pub fn insert_token(
     Ok(row)
 }
 
-/// The result of the first start.
-pub enum Bootstrap {
-    /// Users already exist; nothing was done.
-    AlreadyDone,
-    /// The admin was created with the configured `DEVICEHUB_ADMIN_TOKEN`.
-    CreatedWithConfiguredToken,
-    /// The admin was created with a random token that must be shown once.
-    CreatedWithNewToken(String),
-}
-
-pub const BOOTSTRAP_ADMIN: &str = "admin";
-
-/// On an empty database: creates the user `admin` with a global admin grant and a token.
-pub fn bootstrap_admin(conn: &mut AnyConnection, configured: Option<&str>) -> Result<Bootstrap> {
-    db::write_transaction(conn, |conn| {
-        // two instances starting at once on an empty database: one creates, one finds
-        db::lock_for_first_start(conn)?;
-        if db::user::count(conn)? > 0 {
-            return Ok(Bootstrap::AlreadyDone);
-        }
-        let user = super::people::insert_user(conn, BOOTSTRAP_ADMIN)?;
-        super::people::insert_grant(conn, &user.id, None, Role::Admin)?;
-        match configured {
-            Some(token) => {
-                insert_token(conn, &user.id, "bootstrap", token, None)?;
-                Ok(Bootstrap::CreatedWithConfiguredToken)
-            }
-            None => {
-                let token = generate_token();
-                insert_token(conn, &user.id, "bootstrap", &token, None)?;
-                Ok(Bootstrap::CreatedWithNewToken(token))
-            }
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

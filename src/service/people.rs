@@ -177,16 +177,7 @@ pub async fn delete_user(state: &AppState, actor: &Actor, id: String) -> Result<
 /// would lock everyone out of managing people. `grant_id`: the grant about to go, if only
 /// one grant (not the whole user) is being removed.
 fn ensure_not_last_admin(conn: &mut AnyConnection, user_id: &str, grant_id: Option<&str>) -> Result<()> {
-    use diesel::prelude::*;
-
-    use crate::db::schema::{grants, users};
-    let admins: Vec<(String, String)> = grants::table
-        .inner_join(users::table)
-        .filter(grants::role.eq(Role::Admin.as_str()))
-        .filter(grants::product_id.is_null())
-        .filter(users::active.eq(true))
-        .select((grants::id, grants::user_id))
-        .load(conn)?;
+    let admins = db::grant::active_global(conn, Role::Admin.as_str())?;
     let remaining = admins
         .iter()
         .filter(|(gid, uid)| match grant_id {
@@ -455,6 +446,15 @@ pub async fn delete_grant(state: &AppState, actor: &Actor, id: String) -> Result
         .await
 }
 
+/// Used by the CLI: a new API token for a user, printed once.
+pub fn create_token_for(conn: &mut AnyConnection, username: &str, name: &str) -> Result<String> {
+    let user =
+        db::user::find_by_username(conn, username)?.ok_or_else(|| Error::not_found(format!("user {username:?}")))?;
+    let secret = auth::generate_token();
+    auth::insert_token(conn, &user.id, name, &secret, None)?;
+    Ok(secret)
+}
+
 /// Used by the CLI: a user by name, created if missing, with an optional grant.
 pub fn ensure_user_with_grant(
     conn: &mut AnyConnection,
@@ -480,5 +480,41 @@ pub fn ensure_user_with_grant(
             }
         }
         Ok(user)
+    })
+}
+
+/// The result of the first start.
+pub enum Bootstrap {
+    /// Users already exist; nothing was done.
+    AlreadyDone,
+    /// The admin was created with the configured `DEVICEHUB_ADMIN_TOKEN`.
+    CreatedWithConfiguredToken,
+    /// The admin was created with a random token that must be shown once.
+    CreatedWithNewToken(String),
+}
+
+pub const BOOTSTRAP_ADMIN: &str = "admin";
+
+/// On an empty database: creates the user `admin` with a global admin grant and a token.
+pub fn bootstrap_admin(conn: &mut AnyConnection, configured: Option<&str>) -> Result<Bootstrap> {
+    write_transaction(conn, |conn| {
+        // two instances starting at once on an empty database: one creates, one finds
+        db::lock_for_first_start(conn)?;
+        if db::user::count(conn)? > 0 {
+            return Ok(Bootstrap::AlreadyDone);
+        }
+        let user = insert_user(conn, BOOTSTRAP_ADMIN)?;
+        insert_grant(conn, &user.id, None, Role::Admin)?;
+        match configured {
+            Some(token) => {
+                auth::insert_token(conn, &user.id, "bootstrap", token, None)?;
+                Ok(Bootstrap::CreatedWithConfiguredToken)
+            }
+            None => {
+                let token = auth::generate_token();
+                auth::insert_token(conn, &user.id, "bootstrap", &token, None)?;
+                Ok(Bootstrap::CreatedWithNewToken(token))
+            }
+        }
     })
 }
