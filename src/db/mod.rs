@@ -90,7 +90,12 @@ impl Db {
                 // WAL lets readers proceed while one writer commits; it is a property of
                 // the database file, so setting it once here is enough.
                 c.batch_execute("PRAGMA journal_mode = WAL;")?;
-                run_migrations(c, SQLITE_MIGRATIONS)?
+                // Two processes starting at once on a new file take turns: the whole run
+                // holds the write lock (each migration becomes a savepoint inside it).
+                write_transaction(&mut *conn, |conn| match conn {
+                    AnyConnection::Sqlite(c) => run_migrations(c, SQLITE_MIGRATIONS),
+                    AnyConnection::Postgresql(_) => Ok(Vec::new()),
+                })?
             }
             AnyConnection::Postgresql(c) => {
                 c.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))?;
