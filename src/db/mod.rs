@@ -92,7 +92,7 @@ impl Db {
                 c.batch_execute("PRAGMA journal_mode = WAL;")?;
                 // Two processes starting at once on a new file take turns: the whole run
                 // holds the write lock (each migration becomes a savepoint inside it).
-                write_transaction(&mut *conn, |conn| match conn {
+                write_transaction(&mut conn, |conn| match conn {
                     AnyConnection::Sqlite(c) => run_migrations(c, SQLITE_MIGRATIONS),
                     AnyConnection::Postgresql(_) => Ok(Vec::new()),
                 })?
