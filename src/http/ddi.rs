@@ -14,7 +14,8 @@ use serde_json::{Value, json};
 use super::download::{self, Served};
 use crate::domain::ddi::Deployment;
 use crate::error::Error;
-use crate::service::ddi::{self as svc, Address, ArtifactInfo, DdiAuth, DeploymentInfo};
+use crate::service::action::{ArtifactInfo, DeploymentInfo};
+use crate::service::ddi::{self as svc, Address, DdiAuth};
 use crate::state::AppState;
 
 type State = web::Data<AppState>;
@@ -240,8 +241,8 @@ fn artifact_json(links: &Links, a: &ArtifactInfo) -> Value {
     let md5 = links.href(&["softwaremodules", &module, "artifacts", &format!("{}.MD5SUM", a.filename)], None);
     json!({
         "filename": a.filename,
-        "hashes": { "sha1": a.sha1, "md5": a.md5, "sha256": a.sha256 },
-        "size": a.size,
+        "hashes": { "sha1": a.digests.sha1, "md5": a.digests.md5, "sha256": a.digests.sha256 },
+        "size": a.digests.size,
         "_links": { "download": file, "download-http": file, "md5sum": md5, "md5sum-http": md5 },
     })
 }
@@ -418,7 +419,7 @@ async fn artifact(state: State, req: HttpRequest) -> Result<HttpResponse> {
             svc::note_download(&state, found.session_id.clone(), req.uri().to_string()).await?;
         }
         let disposition = format!("attachment;filename={}.MD5SUM", found.artifact.filename);
-        let body = format!("{}  {}", found.artifact.md5, found.artifact.filename);
+        let body = format!("{}  {}", found.artifact.digests.md5, found.artifact.filename);
         let mut r = HttpResponse::Ok();
         r.content_type("text/plain").insert_header((header::CONTENT_DISPOSITION, disposition));
         return Ok(if req.method() == Method::HEAD { r.finish() } else { r.body(body) });

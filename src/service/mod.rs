@@ -1,6 +1,7 @@
 //! Use-cases shared by every door. The only callers of `db::*`; rights are checked here,
 //! once, so the REST API, the UI and the device protocols cannot disagree.
 
+pub mod action;
 pub mod assignments;
 pub mod auth;
 pub mod catalog;

@@ -77,3 +77,76 @@ pub fn touch(
         }
     }
 }
+
+/// A hawkBit action's `closed`+`success`: the device runs the action's target now; the
+/// action becomes its installedBase, and hawkBit asks for fresh attributes after an update.
+pub fn record_action_installed(conn: &mut AnyConnection, device: &db::device::Device, done: &Session) -> Result<()> {
+    let Some(fw) = done.target_firmware_id.as_deref().map(|id| db::firmware::find(conn, id)).transpose()?.flatten()
+    else {
+        return Ok(());
+    };
+    let changes = db::device::DeviceChanges {
+        model_id: Some(Some(fw.model_id.clone())),
+        installed_firmware_id: Some(Some(fw.id)),
+        installed_version: Some(Some(fw.version)),
+        installed_session_id: Some(Some(done.id.clone())),
+        attributes_requested: Some(true),
+        updated_at: Some(time::now()),
+        ..Default::default()
+    };
+    db::device::update(conn, &device.id, &changes)?;
+    Ok(())
+}
+
+/// Asks the device for its attributes on its next poll (hawkBit's requestControllerAttributes).
+pub fn request_attributes(conn: &mut AnyConnection, device: &db::device::Device) -> Result<()> {
+    let changes = db::device::DeviceChanges { attributes_requested: Some(true), ..Default::default() };
+    db::device::update(conn, &device.id, &changes)?;
+    Ok(())
+}
+
+/// The device runs `fw`, installed without an action: no installedBase link to an older one.
+pub fn record_installed_without_action(
+    conn: &mut AnyConnection,
+    device: &db::device::Device,
+    fw: &db::firmware::Firmware,
+) -> Result<()> {
+    let changes = db::device::DeviceChanges {
+        installed_firmware_id: Some(Some(fw.id.clone())),
+        installed_version: Some(Some(fw.version.clone())),
+        installed_session_id: Some(None),
+        updated_at: Some(time::now()),
+        ..Default::default()
+    };
+    db::device::update(conn, &device.id, &changes)?;
+    Ok(())
+}
+
+/// The attributes the device reported; it has answered the request for them.
+pub fn set_attributes(
+    conn: &mut AnyConnection,
+    device: &db::device::Device,
+    attributes: serde_json::Map<String, serde_json::Value>,
+) -> Result<()> {
+    let changes = db::device::DeviceChanges {
+        attributes: Some(serde_json::Value::Object(attributes).to_string()),
+        attributes_requested: Some(false),
+        updated_at: Some(time::now()),
+        ..Default::default()
+    };
+    db::device::update(conn, &device.id, &changes)?;
+    Ok(())
+}
+
+/// Turns auto-confirm on (with its state) or off.
+pub fn set_auto_confirm(
+    conn: &mut AnyConnection,
+    device: &db::device::Device,
+    state: Option<&super::action::AutoConfirm>,
+) -> Result<()> {
+    let json =
+        state.map(serde_json::to_string).transpose().map_err(|e| crate::error::Error::internal(e.to_string()))?;
+    let changes = db::device::DeviceChanges { auto_confirm: Some(json), ..Default::default() };
+    db::device::update(conn, &device.id, &changes)?;
+    Ok(())
+}
