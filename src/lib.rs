@@ -31,7 +31,6 @@ pub mod pipeline;
 pub mod service;
 pub mod settings;
 pub mod startup;
-pub mod state;
 pub mod storage;
 pub mod telemetry;
 pub mod time;

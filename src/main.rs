@@ -32,7 +32,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
         Command::Serve => {
             let app = startup::Application::build(settings).await?;
-            println!("devicehub listening on {}", app.state().public_url);
+            println!("devicehub listening on {}", app.hub().public_url);
             app.run_until_stopped().await?;
             tracing::info!("stopped");
             Ok(())

@@ -10,16 +10,16 @@ use anyhow::Context;
 use url::Url;
 
 use crate::db::Db;
+use crate::service::Hub;
 use crate::service::links::{self, LinkSigner};
 use crate::service::people::{self, Bootstrap};
 use crate::settings::{Settings, parse_public_url};
-use crate::state::AppState;
 use crate::storage::{Storage, keys};
 
 pub struct Application {
     port: u16,
     server: Server,
-    state: AppState,
+    hub: Hub,
     /// Pipeline workers and timers; they stop when the server does.
     background: tokio::task::JoinSet<()>,
 }
@@ -61,28 +61,28 @@ impl Application {
             Some(url) => url.clone(),
             None => default_public_url(addr)?,
         };
-        let state = shared_state(db, storage, settings, public_url).await?;
-        let background = crate::jobs::spawn(&state, state.settings.workers);
+        let hub = shared_hub(db, storage, settings, public_url).await?;
+        let background = crate::jobs::spawn(&hub, hub.settings.workers);
 
-        let app_state = state.clone();
+        let shared = hub.clone();
         let server = HttpServer::new(move || {
-            let state = app_state.clone();
-            App::new().wrap_fn(crate::http::edge).configure(move |cfg| crate::http::configure(cfg, state))
+            let hub = shared.clone();
+            App::new().wrap_fn(crate::http::edge).configure(move |cfg| crate::http::configure(cfg, hub))
         })
-        .workers(state.settings.http_workers)
+        .workers(hub.settings.http_workers)
         .listen(listener)?
         .run();
 
-        tracing::info!(address = %addr, public_url = %state.public_url, "listening");
-        Ok(Application { port: addr.port(), server, state, background })
+        tracing::info!(address = %addr, public_url = %hub.public_url, "listening");
+        Ok(Application { port: addr.port(), server, hub, background })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
-    pub fn state(&self) -> &AppState {
-        &self.state
+    pub fn hub(&self) -> &Hub {
+        &self.hub
     }
 
     pub fn handle(&self) -> actix_web::dev::ServerHandle {
@@ -96,13 +96,13 @@ impl Application {
     }
 }
 
-/// The state every door and worker shares, with the link-signing key every instance agrees on.
-pub async fn shared_state(db: Db, storage: Storage, settings: Settings, public_url: Url) -> anyhow::Result<AppState> {
+/// The hub every door and worker shares, with the link-signing key every instance agrees on.
+pub async fn shared_hub(db: Db, storage: Storage, settings: Settings, public_url: Url) -> anyhow::Result<Hub> {
     let secret = db
         .run(|conn| Ok(crate::db::secret::get_or_create(conn, links::SECRET_NAME, LinkSigner::generate_secret)?))
         .await?;
     let key = hex::decode(&secret).context("the stored download-link key is not hex")?;
-    Ok(AppState {
+    Ok(Hub {
         db,
         storage,
         settings: Arc::new(settings),
@@ -121,8 +121,8 @@ pub async fn run_workers(settings: Settings) -> anyhow::Result<()> {
         None => parse_public_url(&format!("http://{}/", settings.listen))?,
     };
     let workers = settings.workers.max(1);
-    let state = shared_state(db, storage, settings, public_url).await?;
-    let _background = crate::jobs::spawn(&state, workers);
+    let hub = shared_hub(db, storage, settings, public_url).await?;
+    let _background = crate::jobs::spawn(&hub, workers);
     shutdown_signal().await;
     tracing::info!("stopping workers");
     Ok(())

@@ -8,9 +8,9 @@ use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 
 use crate::error::Error;
+use crate::service::Hub;
 use crate::service::auth::Credentials;
 use crate::service::{Actor, auth};
-use crate::state::AppState;
 
 /// The token in an `Authorization` header with the given schemes, if any.
 pub fn bearer<'a>(req: &'a HttpRequest, schemes: &[&str]) -> Option<&'a str> {
@@ -38,13 +38,13 @@ impl FromRequest for Actor {
     type Future = Pin<Box<dyn Future<Output = Result<Actor, Error>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let hub = req.app_data::<web::Data<Hub>>().cloned();
         let token = bearer(req, &["Token", "Bearer"]).map(str::to_owned);
         Box::pin(async move {
-            let state = state.ok_or_else(|| Error::internal("application state missing"))?;
+            let hub = hub.ok_or_else(|| Error::internal("the hub is missing from the application data"))?;
             let token =
                 token.ok_or_else(|| Error::Unauthorized("send an API token: 'Authorization: Token <token>'".into()))?;
-            auth::authenticate(&state, &token).await
+            auth::authenticate(&hub, &token).await
         })
     }
 }

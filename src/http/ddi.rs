@@ -14,11 +14,11 @@ use serde_json::{Value, json};
 use super::download::{self, Served};
 use crate::domain::ddi::Deployment;
 use crate::error::Error;
+use crate::service::Hub;
 use crate::service::action::{ArtifactInfo, DeploymentInfo};
 use crate::service::ddi::{self as svc, Address, DdiAuth};
-use crate::state::AppState;
 
-type State = web::Data<AppState>;
+type HubData = web::Data<Hub>;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -195,8 +195,8 @@ struct Links {
 }
 
 impl Links {
-    fn new(state: &AppState, at: &Address) -> Links {
-        let mut base = state.public_url.clone();
+    fn new(hub: &Hub, at: &Address) -> Links {
+        let mut base = hub.public_url.clone();
         if let Ok(mut segments) = base.path_segments_mut() {
             segments.pop_if_empty().extend([at.tenant.as_str(), "controller", "v1", at.controller_id.as_str()]);
         }
@@ -265,11 +265,11 @@ fn deployment_body(links: &Links, info: &DeploymentInfo, key: &str) -> Value {
 // ---- handlers -------------------------------------------------------------------------------
 
 /// The poll: the polling interval and links to what the device should do.
-async fn poll(state: State, req: HttpRequest) -> Result<HttpResponse> {
+async fn poll(hub: HubData, req: HttpRequest) -> Result<HttpResponse> {
     let media = media_type(&req)?;
     let at = address(&req);
-    let links = Links::new(&state, &at);
-    let p = svc::poll(&state, at, credentials(&req)).await?;
+    let links = Links::new(&hub, &at);
+    let p = svc::poll(&hub, at, credentials(&req)).await?;
     let mut hal_links = serde_json::Map::new();
     if let Some((rel, number, c)) = p.action {
         let n = number.to_string();
@@ -288,57 +288,57 @@ async fn poll(state: State, req: HttpRequest) -> Result<HttpResponse> {
     hal(&req, media, &body)
 }
 
-async fn config_data(state: State, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse> {
+async fn config_data(hub: HubData, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse> {
     let data = json_body(&req, &read_body(payload).await?)?;
-    svc::config_data(&state, address(&req), credentials(&req), data).await?;
+    svc::config_data(&hub, address(&req), credentials(&req), data).await?;
     Ok(HttpResponse::Ok().finish())
 }
 
-async fn deployment_base(state: State, req: HttpRequest, q: web::Query<HistoryQuery>) -> Result<HttpResponse> {
+async fn deployment_base(hub: HubData, req: HttpRequest, q: web::Query<HistoryQuery>) -> Result<HttpResponse> {
     let media = media_type(&req)?;
     let at = address(&req);
-    let links = Links::new(&state, &at);
-    let info = svc::deployment_base(&state, at, credentials(&req), param(&req, "action"), history_count(&q)?).await?;
+    let links = Links::new(&hub, &at);
+    let info = svc::deployment_base(&hub, at, credentials(&req), param(&req, "action"), history_count(&q)?).await?;
     hal(&req, media, &deployment_body(&links, &info, "deployment"))
 }
 
-async fn deployment_feedback(state: State, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse> {
+async fn deployment_feedback(hub: HubData, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse> {
     let feedback = json_body(&req, &read_body(payload).await?)?;
-    svc::deployment_feedback_for(&state, address(&req), credentials(&req), param(&req, "action"), feedback).await?;
+    svc::deployment_feedback_for(&hub, address(&req), credentials(&req), param(&req, "action"), feedback).await?;
     Ok(HttpResponse::Ok().finish())
 }
 
-async fn cancel_action(state: State, req: HttpRequest) -> Result<HttpResponse> {
+async fn cancel_action(hub: HubData, req: HttpRequest) -> Result<HttpResponse> {
     let media = media_type(&req)?;
-    let n = svc::cancel_action(&state, address(&req), credentials(&req), param(&req, "action")).await?.to_string();
+    let n = svc::cancel_action(&hub, address(&req), credentials(&req), param(&req, "action")).await?.to_string();
     hal(&req, media, &json!({ "id": n, "cancelAction": { "stopId": n } }))
 }
 
-async fn cancel_feedback(state: State, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse> {
+async fn cancel_feedback(hub: HubData, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse> {
     let feedback = json_body(&req, &read_body(payload).await?)?;
-    svc::cancel_feedback_for(&state, address(&req), credentials(&req), param(&req, "action"), feedback).await?;
+    svc::cancel_feedback_for(&hub, address(&req), credentials(&req), param(&req, "action"), feedback).await?;
     Ok(HttpResponse::Ok().finish())
 }
 
-async fn installed_base(state: State, req: HttpRequest, q: web::Query<HistoryQuery>) -> Result<HttpResponse> {
+async fn installed_base(hub: HubData, req: HttpRequest, q: web::Query<HistoryQuery>) -> Result<HttpResponse> {
     let media = media_type(&req)?;
     let at = address(&req);
-    let links = Links::new(&state, &at);
-    let info = svc::installed_base(&state, at, credentials(&req), param(&req, "action"), history_count(&q)?).await?;
+    let links = Links::new(&hub, &at);
+    let info = svc::installed_base(&hub, at, credentials(&req), param(&req, "action"), history_count(&q)?).await?;
     hal(&req, media, &deployment_body(&links, &info, "deployment"))
 }
 
-async fn report_installed(state: State, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse> {
+async fn report_installed(hub: HubData, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse> {
     let report = json_body(&req, &read_body(payload).await?)?;
-    let changed = svc::report_installed(&state, address(&req), credentials(&req), report).await?;
+    let changed = svc::report_installed(&hub, address(&req), credentials(&req), report).await?;
     Ok(if changed { HttpResponse::Created().finish() } else { HttpResponse::Ok().finish() })
 }
 
-async fn confirmation_base(state: State, req: HttpRequest) -> Result<HttpResponse> {
+async fn confirmation_base(hub: HubData, req: HttpRequest) -> Result<HttpResponse> {
     let media = media_type(&req)?;
     let at = address(&req);
-    let links = Links::new(&state, &at);
-    let base = svc::confirmation_base(&state, at, credentials(&req)).await?;
+    let links = Links::new(&hub, &at);
+    let base = svc::confirmation_base(&hub, at, credentials(&req)).await?;
     let mut hal_links = serde_json::Map::new();
     let auto = match &base.auto_confirm {
         Some(a) => {
@@ -370,53 +370,52 @@ async fn confirmation_base(state: State, req: HttpRequest) -> Result<HttpRespons
     hal(&req, media, &json!({ "autoConfirm": auto, "_links": hal_links }))
 }
 
-async fn confirmation_action(state: State, req: HttpRequest, q: web::Query<HistoryQuery>) -> Result<HttpResponse> {
+async fn confirmation_action(hub: HubData, req: HttpRequest, q: web::Query<HistoryQuery>) -> Result<HttpResponse> {
     let media = media_type(&req)?;
     let at = address(&req);
-    let links = Links::new(&state, &at);
-    let info =
-        svc::confirmation_action(&state, at, credentials(&req), param(&req, "action"), history_count(&q)?).await?;
+    let links = Links::new(&hub, &at);
+    let info = svc::confirmation_action(&hub, at, credentials(&req), param(&req, "action"), history_count(&q)?).await?;
     hal(&req, media, &deployment_body(&links, &info, "confirmation"))
 }
 
-async fn confirmation_feedback(state: State, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse> {
+async fn confirmation_feedback(hub: HubData, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse> {
     let consent = json_body(&req, &read_body(payload).await?)?;
-    svc::consent(&state, address(&req), credentials(&req), param(&req, "action"), consent).await?;
+    svc::consent(&hub, address(&req), credentials(&req), param(&req, "action"), consent).await?;
     Ok(HttpResponse::Ok().finish())
 }
 
-async fn activate_auto_confirm(state: State, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse> {
+async fn activate_auto_confirm(hub: HubData, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse> {
     let body = read_body(payload).await?;
     let input = if body.is_empty() { svc::ActivateAutoConfirm::default() } else { json_body(&req, &body)? };
-    svc::activate_auto_confirm(&state, address(&req), credentials(&req), input).await?;
+    svc::activate_auto_confirm(&hub, address(&req), credentials(&req), input).await?;
     Ok(HttpResponse::Ok().finish())
 }
 
-async fn deactivate_auto_confirm(state: State, req: HttpRequest) -> Result<HttpResponse> {
-    svc::deactivate_auto_confirm(&state, address(&req), credentials(&req)).await?;
+async fn deactivate_auto_confirm(hub: HubData, req: HttpRequest) -> Result<HttpResponse> {
+    svc::deactivate_auto_confirm(&hub, address(&req), credentials(&req)).await?;
     Ok(HttpResponse::Ok().finish())
 }
 
-async fn artifacts(state: State, req: HttpRequest) -> Result<HttpResponse> {
+async fn artifacts(hub: HubData, req: HttpRequest) -> Result<HttpResponse> {
     let media = media_type(&req)?;
     let at = address(&req);
-    let links = Links::new(&state, &at);
-    let list = svc::artifacts(&state, at, credentials(&req), param(&req, "module")).await?;
+    let links = Links::new(&hub, &at);
+    let list = svc::artifacts(&hub, at, credentials(&req), param(&req, "module")).await?;
     hal(&req, media, &Value::Array(list.iter().map(|a| artifact_json(&links, a)).collect()))
 }
 
 /// The artifact (whole or one range), or its `.MD5SUM` line.
-async fn artifact(state: State, req: HttpRequest) -> Result<HttpResponse> {
+async fn artifact(hub: HubData, req: HttpRequest) -> Result<HttpResponse> {
     let file = param(&req, "file");
     let (name, md5sum) = match file.strip_suffix(".MD5SUM") {
         Some(name) => (name.to_owned(), true),
         None => (file.clone(), false),
     };
-    let found = svc::artifact(&state, address(&req), credentials(&req), param(&req, "module"), name).await?;
+    let found = svc::artifact(&hub, address(&req), credentials(&req), param(&req, "module"), name).await?;
     if md5sum {
         if req.method() == Method::GET {
             // hawkBit logs the checksum fetch like a download
-            svc::note_download(&state, found.session_id.clone(), req.uri().to_string()).await?;
+            svc::note_download(&hub, found.session_id.clone(), req.uri().to_string()).await?;
         }
         let disposition = format!("attachment;filename={}.MD5SUM", found.artifact.filename);
         let body = format!("{}  {}", found.artifact.digests.md5, found.artifact.filename);
@@ -424,10 +423,10 @@ async fn artifact(state: State, req: HttpRequest) -> Result<HttpResponse> {
         r.content_type("text/plain").insert_header((header::CONTENT_DISPOSITION, disposition));
         return Ok(if req.method() == Method::HEAD { r.finish() } else { r.body(body) });
     }
-    let (mut response, served) = download::respond(&req, &state.storage, &found.blob).await?;
+    let (mut response, served) = download::respond(&req, &hub.storage, &found.blob).await?;
     response.headers_mut().insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     if served == Served::Whole {
-        svc::note_download(&state, found.session_id, req.uri().to_string()).await?;
+        svc::note_download(&hub, found.session_id, req.uri().to_string()).await?;
     }
     Ok(response)
 }

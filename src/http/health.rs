@@ -3,7 +3,7 @@
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
-use crate::state::AppState;
+use crate::service::Hub;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(healthz)).route("/readyz", web::get().to(readyz));
@@ -13,8 +13,8 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let (db, store) = futures_util::join!(state.db.ping(), state.storage.ping());
+async fn readyz(hub: web::Data<Hub>) -> HttpResponse {
+    let (db, store) = futures_util::join!(hub.db.ping(), hub.storage.ping());
     let describe = |r: &crate::error::Result<()>| match r {
         Ok(()) => "ok".to_owned(),
         Err(e) => e.to_string(),

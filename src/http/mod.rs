@@ -18,14 +18,14 @@ use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
 use actix_web::middleware::ErrorHandlers;
 use actix_web::{http::StatusCode, web};
 
-use crate::state::AppState;
+use crate::service::Hub;
 
 /// Largest JSON body the API reads (image uploads are raw bodies and not limited by this).
 pub const JSON_LIMIT: usize = 1024 * 1024;
 
 /// Mounts everything on an actix `App`.
-pub fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
-    cfg.app_data(web::Data::new(state))
+pub fn configure(cfg: &mut web::ServiceConfig, hub: Hub) {
+    cfg.app_data(web::Data::new(hub))
         .app_data(errors::json_config())
         .app_data(errors::query_config())
         .app_data(errors::path_config())

@@ -4,7 +4,7 @@ use actix_web::web;
 use askama::Template;
 use askama_web::WebTemplate;
 
-use crate::state::AppState;
+use crate::service::Hub;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(index));
@@ -18,6 +18,6 @@ struct Index {
     base: String,
 }
 
-async fn index(state: web::Data<AppState>) -> Index {
-    Index { version: env!("CARGO_PKG_VERSION"), backend: state.db.backend().name(), base: state.link("") }
+async fn index(hub: web::Data<Hub>) -> Index {
+    Index { version: env!("CARGO_PKG_VERSION"), backend: hub.db.backend().name(), base: hub.link("") }
 }

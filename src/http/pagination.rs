@@ -4,8 +4,8 @@
 use actix_web::{HttpRequest, HttpResponse};
 use serde::Serialize;
 
+use crate::service::Hub;
 use crate::service::Listing;
-use crate::state::AppState;
 
 #[derive(Serialize)]
 struct Paginated<T> {
@@ -15,7 +15,7 @@ struct Paginated<T> {
     results: Vec<T>,
 }
 
-pub fn respond<T: Serialize>(state: &AppState, req: &HttpRequest, listing: Listing<T>) -> HttpResponse {
+pub fn respond<T: Serialize>(hub: &Hub, req: &HttpRequest, listing: Listing<T>) -> HttpResponse {
     let Listing { total, page, items } = listing;
     let link = |offset: i64| {
         let mut query = url::form_urlencoded::Serializer::new(String::new());
@@ -26,7 +26,7 @@ pub fn respond<T: Serialize>(state: &AppState, req: &HttpRequest, listing: Listi
         }
         query.append_pair("limit", &page.limit.to_string());
         query.append_pair("offset", &offset.to_string());
-        format!("{}?{}", state.link(req.path()), query.finish())
+        format!("{}?{}", hub.link(req.path()), query.finish())
     };
     let next = (page.offset + page.limit < total).then(|| link(page.offset + page.limit));
     let previous = (page.offset > 0).then(|| link((page.offset - page.limit).max(0)));

@@ -9,10 +9,10 @@ pub mod sweeper;
 
 use tokio::task::JoinSet;
 
-use crate::state::AppState;
+use crate::service::Hub;
 
 /// Starts `workers` workers and one sweeper; they run until the set is dropped.
-pub fn spawn(hub: &AppState, workers: usize) -> JoinSet<()> {
+pub fn spawn(hub: &Hub, workers: usize) -> JoinSet<()> {
     let mut set = JoinSet::new();
     let instance = uuid::Uuid::new_v4().simple().to_string();
     for n in 0..workers {

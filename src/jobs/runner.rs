@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
+use crate::service::Hub;
 use crate::service::jobs::{self, Task};
 use crate::service::{outbox, pipeline as session_pipeline};
-use crate::state::AppState;
 
-pub async fn run(hub: AppState, worker: String) {
+pub async fn run(hub: Hub, worker: String) {
     let poll = Duration::from_millis(hub.settings.poll_interval_ms);
     loop {
         // Register for the wake-up before looking, so an enqueue in between is not missed.
@@ -30,7 +30,7 @@ pub async fn run(hub: AppState, worker: String) {
     }
 }
 
-async fn dispatch(hub: &AppState, task: Task) {
+async fn dispatch(hub: &Hub, task: Task) {
     match task {
         Task::Pipeline(task) => run_pipeline(hub, task).await,
         Task::Deliver(delivery) => {
@@ -45,7 +45,7 @@ async fn dispatch(hub: &AppState, task: Task) {
 }
 
 /// Runs the steps under the per-attempt time limit while renewing the lease.
-async fn run_pipeline(hub: &AppState, task: session_pipeline::Task) {
+async fn run_pipeline(hub: &Hub, task: session_pipeline::Task) {
     let worker = &task.lease.worker;
     tracing::info!(worker, session = %task.session_id, attempt = task.lease.attempt, "pipeline started");
     let cache = session_pipeline::OutputCache::new(hub);

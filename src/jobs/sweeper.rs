@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
+use crate::service::Hub;
 use crate::service::session::engine;
-use crate::state::AppState;
 
-pub async fn run(hub: AppState) {
+pub async fn run(hub: Hub) {
     let interval = Duration::from_millis(hub.settings.poll_interval_ms);
     loop {
         match engine::sweep_due(&hub).await {

@@ -25,7 +25,7 @@ use crate::domain::ddi::ActionType;
 use crate::domain::rights::Action;
 use crate::domain::session::{Event, State};
 use crate::error::{Error, Result};
-use crate::state::AppState;
+use crate::service::Hub;
 use crate::time;
 
 #[derive(Debug, Deserialize)]
@@ -68,7 +68,7 @@ pub struct Skipped {
 /// The most devices one assignment may reach (hawkBit's default quota).
 pub const MAX_DEVICES_PER_ASSIGNMENT: usize = 5000;
 
-pub async fn assign(state: &AppState, actor: &Actor, firmware: String, input: AssignRequest) -> Result<AssignResult> {
+pub async fn assign(hub: &Hub, actor: &Actor, firmware: String, input: AssignRequest) -> Result<AssignResult> {
     let action_type: ActionType = input.action_type.as_deref().unwrap_or("forced").parse()?;
     let window = input
         .maintenance_window
@@ -89,10 +89,10 @@ pub async fn assign(state: &AppState, actor: &Actor, firmware: String, input: As
         return Err(Error::invalid("name the devices: devices, channel or attributes"));
     }
     let actor = actor.clone();
-    let st = state.clone();
-    let limits = Limits::of(state);
-    let defaults = state.settings.timeouts;
-    let result = state
+    let hub_c = hub.clone();
+    let limits = Limits::of(hub);
+    let defaults = hub.settings.timeouts;
+    let result = hub
         .db
         .run(move |conn| {
             write_transaction_retrying(conn, |conn| {
@@ -109,7 +109,7 @@ pub async fn assign(state: &AppState, actor: &Actor, firmware: String, input: As
                         continue;
                     }
                     let s = assign_one(conn, &limits, &actor, &product, &procedure, &fw, &device, action_type, window, defaults)?;
-                    result.sessions.push(HistoryEntry::of(&st, s, actor.username.clone())?);
+                    result.sessions.push(HistoryEntry::of(&hub_c, s, actor.username.clone())?);
                 }
                 tracing::info!(
                     firmware = %fw.id, version = %fw.version, sessions = result.sessions.len(), skipped = result.skipped.len(),
@@ -119,7 +119,7 @@ pub async fn assign(state: &AppState, actor: &Actor, firmware: String, input: As
             })
         })
         .await?;
-    state.jobs_ready.notify_waiters();
+    hub.jobs_ready.notify_waiters();
     Ok(result)
 }
 
@@ -253,15 +253,14 @@ fn supersede_one(conn: &mut AnyConnection, limits: &Limits, mut old: Session, by
 /// the device may be working on gets a cancel request the device confirms (hawkBit cancel);
 /// a device-requested one ends at once (its protocol has no cancel). Racing a worker, it
 /// decides again on what the session has become.
-pub async fn cancel(state: &AppState, actor: &Actor, id: String) -> Result<SessionView> {
+pub async fn cancel(hub: &Hub, actor: &Actor, id: String) -> Result<SessionView> {
     let actor = actor.clone();
-    let st = state.clone();
-    let limits = Limits::of(state);
-    state
-        .db
+    let hub_c = hub.clone();
+    let limits = Limits::of(hub);
+    hub.db
         .run(move |conn| {
             let (s, creator) = cancel_in(conn, &limits, &actor, &id)?;
-            views::view(&st, s, creator)
+            views::view(&hub_c, s, creator)
         })
         .await
 }

@@ -9,7 +9,7 @@ use super::Actor;
 use crate::db::{self, AnyConnection};
 use crate::domain::rights::{Grant, Role};
 use crate::error::{Error, Result};
-use crate::state::AppState;
+use crate::service::Hub;
 
 pub const TOKEN_PREFIX: &str = "dh_";
 const TOKEN_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -36,9 +36,9 @@ pub fn token_hint(token: &str) -> String {
 
 /// Turns a presented token into an actor: 401 if unknown, revoked, expired or the user
 /// is deactivated.
-pub async fn authenticate(state: &AppState, token: &str) -> Result<Actor> {
+pub async fn authenticate(hub: &Hub, token: &str) -> Result<Actor> {
     let credentials = Credentials(token.to_owned());
-    state.db.run(move |conn| credentials.authenticate_in(conn)).await
+    hub.db.run(move |conn| credentials.authenticate_in(conn)).await
 }
 
 /// A token as presented, not yet checked. Hot device paths check it inside their own

@@ -11,7 +11,7 @@ use crate::domain::procedure::Timeouts;
 use crate::domain::rights::{Action, Scope};
 use crate::error::{Error, Result};
 use crate::pipeline::steps::parse_steps;
-use crate::state::AppState;
+use crate::service::Hub;
 use crate::time;
 
 /// How products, models, channels and delivery methods look in the API.
@@ -136,12 +136,11 @@ fn product_view(p: db::product::Product) -> ProductView {
 /// hawkBit's own default polling interval is 5 minutes.
 const DEFAULT_POLLING_SECS: i32 = 300;
 
-pub async fn create_product(state: &AppState, actor: &Actor, input: NewHandle) -> Result<ProductView> {
+pub async fn create_product(hub: &Hub, actor: &Actor, input: NewHandle) -> Result<ProductView> {
     actor.require(Action::Manage, Scope::Global)?;
     validate_tid("tid", &input.tid)?;
     validate_name("name", &input.name)?;
-    state
-        .db
+    hub.db
         .run(move |conn| {
             let now = time::now();
             let row = db::product::Product {
@@ -162,11 +161,10 @@ pub async fn create_product(state: &AppState, actor: &Actor, input: NewHandle) -
         .await
 }
 
-pub async fn list_products(state: &AppState, actor: &Actor, params: ListParams) -> Result<Listing<ProductView>> {
+pub async fn list_products(hub: &Hub, actor: &Actor, params: ListParams) -> Result<Listing<ProductView>> {
     let page = params.page()?;
     let only = actor.products_allowing(Action::Read);
-    state
-        .db
+    hub.db
         .run(move |conn| {
             let (rows, total) = db::product::list(conn, only.as_deref(), page)?;
             Ok(Listing::new(rows.into_iter().map(product_view).collect(), total, page))
@@ -174,10 +172,9 @@ pub async fn list_products(state: &AppState, actor: &Actor, params: ListParams) 
         .await
 }
 
-pub async fn get_product(state: &AppState, actor: &Actor, id: String) -> Result<ProductView> {
+pub async fn get_product(hub: &Hub, actor: &Actor, id: String) -> Result<ProductView> {
     let actor = actor.clone();
-    state
-        .db
+    hub.db
         .run(move |conn| {
             let p = find_path(conn, "product", &id, db::product::find_by_ref)?;
             actor.require_in(Action::Read, &p.id)?;
@@ -186,7 +183,7 @@ pub async fn get_product(state: &AppState, actor: &Actor, id: String) -> Result<
         .await
 }
 
-pub async fn update_product(state: &AppState, actor: &Actor, id: String, input: ProductUpdate) -> Result<ProductView> {
+pub async fn update_product(hub: &Hub, actor: &Actor, id: String, input: ProductUpdate) -> Result<ProductView> {
     HandleUpdate { tid: input.tid.clone(), name: input.name.clone() }.validate()?;
     let ddi = input.ddi.unwrap_or_default();
     if let Some(secs) = ddi.polling_secs
@@ -197,8 +194,7 @@ pub async fn update_product(state: &AppState, actor: &Actor, id: String, input: 
         ));
     }
     let actor = actor.clone();
-    state
-        .db
+    hub.db
         .run(move |conn| {
             let p = find_path(conn, "product", &id, db::product::find_by_ref)?;
             actor.require_in(Action::Manage, &p.id)?;
@@ -221,10 +217,9 @@ pub async fn update_product(state: &AppState, actor: &Actor, id: String, input: 
         .await
 }
 
-pub async fn delete_product(state: &AppState, actor: &Actor, id: String) -> Result<()> {
+pub async fn delete_product(hub: &Hub, actor: &Actor, id: String) -> Result<()> {
     actor.require(Action::Manage, Scope::Global)?;
-    state
-        .db
+    hub.db
         .run(move |conn| {
             let p = find_path(conn, "product", &id, db::product::find_by_ref)?;
             db::product::delete(conn, &p.id).map_err(in_use("product", "its models, channels and devices"))?;
@@ -334,12 +329,11 @@ product_scoped!(db::channel::Channel, channel, ChannelChanges, "channel", "its f
 pub type Models = db::model::Model;
 pub type Channels = db::channel::Channel;
 
-pub async fn create_scoped<T: ProductScoped>(state: &AppState, actor: &Actor, input: NewScoped) -> Result<HandleView> {
+pub async fn create_scoped<T: ProductScoped>(hub: &Hub, actor: &Actor, input: NewScoped) -> Result<HandleView> {
     validate_tid("tid", &input.tid)?;
     validate_name("name", &input.name)?;
     let actor = actor.clone();
-    state
-        .db
+    hub.db
         .run(move |conn| {
             let product = resolve(conn, "product", "product", &input.product, db::product::find_by_ref)?;
             actor.require_in(Action::Write, &product.id)?;
@@ -351,14 +345,13 @@ pub async fn create_scoped<T: ProductScoped>(state: &AppState, actor: &Actor, in
 }
 
 pub async fn list_scoped<T: ProductScoped>(
-    state: &AppState,
+    hub: &Hub,
     actor: &Actor,
     query: ScopedQuery,
 ) -> Result<Listing<HandleView>> {
     let page = query.list.page()?;
     let only = actor.products_allowing(Action::Read);
-    state
-        .db
+    hub.db
         .run(move |conn| {
             let product = query
                 .product
@@ -371,10 +364,9 @@ pub async fn list_scoped<T: ProductScoped>(
         .await
 }
 
-pub async fn get_scoped<T: ProductScoped>(state: &AppState, actor: &Actor, id: String) -> Result<HandleView> {
+pub async fn get_scoped<T: ProductScoped>(hub: &Hub, actor: &Actor, id: String) -> Result<HandleView> {
     let actor = actor.clone();
-    state
-        .db
+    hub.db
         .run(move |conn| {
             let row = find_path(conn, T::KIND, &id, T::find_by_ref)?;
             actor.require_in(Action::Read, row.product_id())?;
@@ -384,15 +376,14 @@ pub async fn get_scoped<T: ProductScoped>(state: &AppState, actor: &Actor, id: S
 }
 
 pub async fn update_scoped<T: ProductScoped>(
-    state: &AppState,
+    hub: &Hub,
     actor: &Actor,
     id: String,
     input: HandleUpdate,
 ) -> Result<HandleView> {
     input.validate()?;
     let actor = actor.clone();
-    state
-        .db
+    hub.db
         .run(move |conn| {
             let row = find_path(conn, T::KIND, &id, T::find_by_ref)?;
             actor.require_in(Action::Write, row.product_id())?;
@@ -406,10 +397,9 @@ pub async fn update_scoped<T: ProductScoped>(
         .await
 }
 
-pub async fn delete_scoped<T: ProductScoped>(state: &AppState, actor: &Actor, id: String) -> Result<()> {
+pub async fn delete_scoped<T: ProductScoped>(hub: &Hub, actor: &Actor, id: String) -> Result<()> {
     let actor = actor.clone();
-    state
-        .db
+    hub.db
         .run(move |conn| {
             let row = find_path(conn, T::KIND, &id, T::find_by_ref)?;
             actor.require_in(Action::Write, row.product_id())?;
@@ -435,12 +425,11 @@ fn method_view(m: db::delivery::DeliveryMethod) -> HandleView {
     HandleView { id: m.id, tid: m.tid, name: m.name, product: None, created_at: m.created_at, updated_at: m.updated_at }
 }
 
-pub async fn create_method(state: &AppState, actor: &Actor, input: NewHandle) -> Result<HandleView> {
+pub async fn create_method(hub: &Hub, actor: &Actor, input: NewHandle) -> Result<HandleView> {
     actor.require(Action::Write, Scope::Global)?;
     validate_tid("tid", &input.tid)?;
     validate_name("name", &input.name)?;
-    state
-        .db
+    hub.db
         .run(move |conn| {
             let now = time::now();
             let row = db::delivery::DeliveryMethod {
@@ -460,11 +449,10 @@ pub async fn create_method(state: &AppState, actor: &Actor, input: NewHandle) ->
         .await
 }
 
-pub async fn list_methods(state: &AppState, actor: &Actor, params: ListParams) -> Result<Listing<HandleView>> {
+pub async fn list_methods(hub: &Hub, actor: &Actor, params: ListParams) -> Result<Listing<HandleView>> {
     require_global_read(actor)?;
     let page = params.page()?;
-    state
-        .db
+    hub.db
         .run(move |conn| {
             let (rows, total) = db::delivery::methods::list(conn, page)?;
             Ok(Listing::new(rows.into_iter().map(method_view).collect(), total, page))
@@ -472,19 +460,17 @@ pub async fn list_methods(state: &AppState, actor: &Actor, params: ListParams) -
         .await
 }
 
-pub async fn get_method(state: &AppState, actor: &Actor, id: String) -> Result<HandleView> {
+pub async fn get_method(hub: &Hub, actor: &Actor, id: String) -> Result<HandleView> {
     require_global_read(actor)?;
-    state
-        .db
+    hub.db
         .run(move |conn| Ok(method_view(find_path(conn, "delivery method", &id, db::delivery::methods::find_by_ref)?)))
         .await
 }
 
-pub async fn update_method(state: &AppState, actor: &Actor, id: String, input: HandleUpdate) -> Result<HandleView> {
+pub async fn update_method(hub: &Hub, actor: &Actor, id: String, input: HandleUpdate) -> Result<HandleView> {
     actor.require(Action::Write, Scope::Global)?;
     input.validate()?;
-    state
-        .db
+    hub.db
         .run(move |conn| {
             let m = find_path(conn, "delivery method", &id, db::delivery::methods::find_by_ref)?;
             let changes = db::delivery::DeliveryMethodChanges {
@@ -504,10 +490,9 @@ pub async fn update_method(state: &AppState, actor: &Actor, id: String, input: H
         .await
 }
 
-pub async fn delete_method(state: &AppState, actor: &Actor, id: String) -> Result<()> {
+pub async fn delete_method(hub: &Hub, actor: &Actor, id: String) -> Result<()> {
     actor.require(Action::Write, Scope::Global)?;
-    state
-        .db
+    hub.db
         .run(move |conn| {
             let m = find_path(conn, "delivery method", &id, db::delivery::methods::find_by_ref)?;
             db::delivery::methods::delete(conn, &m.id).map_err(in_use("delivery method", "its delivery procedures"))?;
@@ -607,13 +592,12 @@ fn procedure_json(steps: &Value, timeouts: &Value) -> Result<(String, String)> {
     Ok((steps, timeouts))
 }
 
-pub async fn create_procedure(state: &AppState, actor: &Actor, input: NewProcedure) -> Result<ProcedureView> {
+pub async fn create_procedure(hub: &Hub, actor: &Actor, input: NewProcedure) -> Result<ProcedureView> {
     actor.require(Action::Write, Scope::Global)?;
     validate_tid("tid", &input.tid)?;
     validate_name("name", &input.name)?;
     let (steps, timeouts) = procedure_json(&input.steps, &input.timeouts)?;
-    state
-        .db
+    hub.db
         .run(move |conn| {
             let method = resolve(
                 conn,
@@ -644,11 +628,10 @@ pub async fn create_procedure(state: &AppState, actor: &Actor, input: NewProcedu
         .await
 }
 
-pub async fn list_procedures(state: &AppState, actor: &Actor, query: ProcedureQuery) -> Result<Listing<ProcedureView>> {
+pub async fn list_procedures(hub: &Hub, actor: &Actor, query: ProcedureQuery) -> Result<Listing<ProcedureView>> {
     require_global_read(actor)?;
     let page = query.list.page()?;
-    state
-        .db
+    hub.db
         .run(move |conn| {
             let method = query
                 .delivery_method
@@ -662,26 +645,19 @@ pub async fn list_procedures(state: &AppState, actor: &Actor, query: ProcedureQu
         .await
 }
 
-pub async fn get_procedure(state: &AppState, actor: &Actor, id: String) -> Result<ProcedureView> {
+pub async fn get_procedure(hub: &Hub, actor: &Actor, id: String) -> Result<ProcedureView> {
     require_global_read(actor)?;
-    state
-        .db
+    hub.db
         .run(move |conn| {
             procedure_view(find_path(conn, "delivery procedure", &id, db::delivery::procedures::find_by_ref)?)
         })
         .await
 }
 
-pub async fn update_procedure(
-    state: &AppState,
-    actor: &Actor,
-    id: String,
-    input: ProcedureUpdate,
-) -> Result<ProcedureView> {
+pub async fn update_procedure(hub: &Hub, actor: &Actor, id: String, input: ProcedureUpdate) -> Result<ProcedureView> {
     actor.require(Action::Write, Scope::Global)?;
     HandleUpdate { tid: input.tid.clone(), name: input.name.clone() }.validate()?;
-    state
-        .db
+    hub.db
         .run(move |conn| {
             write_transaction(conn, |conn| {
                 let p = find_path(conn, "delivery procedure", &id, db::delivery::procedures::find_by_ref)?;
@@ -721,10 +697,9 @@ pub async fn update_procedure(
         .await
 }
 
-pub async fn delete_procedure(state: &AppState, actor: &Actor, id: String) -> Result<()> {
+pub async fn delete_procedure(hub: &Hub, actor: &Actor, id: String) -> Result<()> {
     actor.require(Action::Write, Scope::Global)?;
-    state
-        .db
+    hub.db
         .run(move |conn| {
             let p = find_path(conn, "delivery procedure", &id, db::delivery::procedures::find_by_ref)?;
             db::delivery::procedures::delete(conn, &p.id).map_err(in_use("delivery procedure", "its sessions"))?;

@@ -13,7 +13,7 @@ use crate::domain::ddi::{self, Execution, Finished, cancel_feedback, deployment_
 use crate::domain::ids::validate_device_id;
 use crate::domain::rights::Action;
 use crate::error::{Error, Result};
-use crate::state::AppState;
+use crate::service::Hub;
 use crate::storage::Blob;
 use crate::time;
 
@@ -44,7 +44,7 @@ fn unauthorized(why: &str) -> Error {
 /// Authenticates a DDI request. `register`: a gateway may create an unknown device (poll).
 pub fn authenticate(
     conn: &mut AnyConnection,
-    hub: &AppState,
+    hub: &Hub,
     at: &Address,
     auth: &DdiAuth,
     register: bool,
@@ -95,7 +95,7 @@ enum Access {
 }
 
 /// Runs a DDI use-case for the authenticated device on a pooled connection.
-async fn as_device<T, F>(hub: &AppState, at: Address, auth: DdiAuth, access: Access, mut f: F) -> Result<T>
+async fn as_device<T, F>(hub: &Hub, at: Address, auth: DdiAuth, access: Access, mut f: F) -> Result<T>
 where
     T: Send + 'static,
     F: FnMut(&mut AnyConnection, Target) -> Result<T> + Send + 'static,
@@ -128,7 +128,7 @@ pub struct Poll {
     pub config_data: bool,
 }
 
-pub async fn poll(hub: &AppState, at: Address, auth: DdiAuth) -> Result<Poll> {
+pub async fn poll(hub: &Hub, at: Address, auth: DdiAuth) -> Result<Poll> {
     as_device(hub, at, auth, Access::ReadOrRegister, move |conn, target| {
         let now = time::now();
         action::touch(conn, &target.device, now)?;
@@ -158,7 +158,7 @@ pub async fn poll(hub: &AppState, at: Address, auth: DdiAuth) -> Result<Poll> {
 
 /// `GET deploymentBase/{action}`.
 pub async fn deployment_base(
-    hub: &AppState,
+    hub: &Hub,
     at: Address,
     auth: DdiAuth,
     number: String,
@@ -207,7 +207,7 @@ impl FeedbackStatus {
 
 /// `POST deploymentBase/{action}/feedback`.
 pub async fn deployment_feedback_for(
-    hub: &AppState,
+    hub: &Hub,
     at: Address,
     auth: DdiAuth,
     number: String,
@@ -234,7 +234,7 @@ pub async fn deployment_feedback_for(
 // ---- cancel ---------------------------------------------------------------------------------
 
 /// `GET cancelAction/{action}`: the action number to stop (only while a cancel is pending).
-pub async fn cancel_action(hub: &AppState, at: Address, auth: DdiAuth, number: String) -> Result<i64> {
+pub async fn cancel_action(hub: &Hub, at: Address, auth: DdiAuth, number: String) -> Result<i64> {
     as_device(hub, at, auth, Access::Write, move |conn, target| {
         let s = action::live(conn, &target, &number)?;
         if action::was_canceled(&s)? {
@@ -251,7 +251,7 @@ pub async fn cancel_action(hub: &AppState, at: Address, auth: DdiAuth, number: S
 
 /// `POST cancelAction/{action}/feedback`.
 pub async fn cancel_feedback_for(
-    hub: &AppState,
+    hub: &Hub,
     at: Address,
     auth: DdiAuth,
     number: String,
@@ -278,7 +278,7 @@ pub async fn cancel_feedback_for(
 
 /// `GET installedBase/{action}`: the action the device last installed.
 pub async fn installed_base(
-    hub: &AppState,
+    hub: &Hub,
     at: Address,
     auth: DdiAuth,
     number: String,
@@ -302,7 +302,7 @@ pub struct InstalledReport {
     pub version: String,
 }
 
-pub async fn report_installed(hub: &AppState, at: Address, auth: DdiAuth, report: InstalledReport) -> Result<bool> {
+pub async fn report_installed(hub: &Hub, at: Address, auth: DdiAuth, report: InstalledReport) -> Result<bool> {
     crate::domain::version::FirmwareVersion::parse_lenient("version", &report.version)?;
     as_device(hub, at, auth, Access::Read, move |conn, target| {
         action::report_installed(conn, &target, &report.name, &report.version)
@@ -320,7 +320,7 @@ pub struct ConfigData {
     pub data: Map<String, Value>,
 }
 
-pub async fn config_data(hub: &AppState, at: Address, auth: DdiAuth, body: ConfigData) -> Result<()> {
+pub async fn config_data(hub: &Hub, at: Address, auth: DdiAuth, body: ConfigData) -> Result<()> {
     as_device(hub, at, auth, Access::Write, move |conn, target| {
         action::update_attributes(conn, &target, body.mode.unwrap_or_default(), &body.data)
     })
@@ -335,7 +335,7 @@ pub struct ConfirmationBase {
     pub waiting: Option<(i64, i64)>,
 }
 
-pub async fn confirmation_base(hub: &AppState, at: Address, auth: DdiAuth) -> Result<ConfirmationBase> {
+pub async fn confirmation_base(hub: &Hub, at: Address, auth: DdiAuth) -> Result<ConfirmationBase> {
     as_device(hub, at, auth, Access::ReadOrRegister, move |conn, target| {
         let waiting = action::waiting_for_consent(conn, &target)?;
         Ok(ConfirmationBase { auto_confirm: action::auto_confirm_of(&target.device), waiting })
@@ -345,7 +345,7 @@ pub async fn confirmation_base(hub: &AppState, at: Address, auth: DdiAuth) -> Re
 
 /// `GET confirmationBase/{action}`: the deployment awaiting consent.
 pub async fn confirmation_action(
-    hub: &AppState,
+    hub: &Hub,
     at: Address,
     auth: DdiAuth,
     number: String,
@@ -383,7 +383,7 @@ pub struct ConsentFeedback {
 
 /// `POST confirmationBase/{action}/feedback`: consent given, or refused (the action then
 /// keeps waiting, as in hawkBit; an admin cancels it).
-pub async fn consent(hub: &AppState, at: Address, auth: DdiAuth, number: String, body: ConsentFeedback) -> Result<()> {
+pub async fn consent(hub: &Hub, at: Address, auth: DdiAuth, number: String, body: ConsentFeedback) -> Result<()> {
     let report = Report { messages: body.details.clone().unwrap_or_default(), code: body.code };
     let confirmed = body.confirmation == Consent::Confirmed;
     as_device(hub, at, auth, Access::Write, move |conn, target| {
@@ -401,25 +401,20 @@ pub struct ActivateAutoConfirm {
 }
 
 /// Turns auto-confirm on and gives consent to every action waiting for it.
-pub async fn activate_auto_confirm(
-    hub: &AppState,
-    at: Address,
-    auth: DdiAuth,
-    body: ActivateAutoConfirm,
-) -> Result<()> {
+pub async fn activate_auto_confirm(hub: &Hub, at: Address, auth: DdiAuth, body: ActivateAutoConfirm) -> Result<()> {
     as_device(hub, at, auth, Access::Write, move |conn, target| {
         action::activate_auto_confirm(conn, &target, body.initiator.clone(), body.remark.clone())
     })
     .await
 }
 
-pub async fn deactivate_auto_confirm(hub: &AppState, at: Address, auth: DdiAuth) -> Result<()> {
+pub async fn deactivate_auto_confirm(hub: &Hub, at: Address, auth: DdiAuth) -> Result<()> {
     as_device(hub, at, auth, Access::Read, move |conn, target| action::deactivate_auto_confirm(conn, &target)).await
 }
 
 // ---- artifacts ------------------------------------------------------------------------------
 
-pub async fn artifacts(hub: &AppState, at: Address, auth: DdiAuth, module: String) -> Result<Vec<ArtifactInfo>> {
+pub async fn artifacts(hub: &Hub, at: Address, auth: DdiAuth, module: String) -> Result<Vec<ArtifactInfo>> {
     as_device(hub, at, auth, Access::Read, move |conn, target| {
         let s = action::module_session(conn, &target, &module)?;
         Ok(action::artifact_of(&s)?.into_iter().collect())
@@ -434,13 +429,7 @@ pub struct ArtifactDownload {
     pub session_id: String,
 }
 
-pub async fn artifact(
-    hub: &AppState,
-    at: Address,
-    auth: DdiAuth,
-    module: String,
-    file: String,
-) -> Result<ArtifactDownload> {
+pub async fn artifact(hub: &Hub, at: Address, auth: DdiAuth, module: String, file: String) -> Result<ArtifactDownload> {
     as_device(hub, at, auth, Access::Read, move |conn, target| {
         let s = action::module_session(conn, &target, &module)?;
         let artifact = action::artifact_of(&s)?
@@ -463,6 +452,6 @@ pub async fn artifact(
 
 /// A whole-artifact download goes into the history (hawkBit's DOWNLOAD row); range requests
 /// never do: a streaming client may send thousands (hawkBit #1249).
-pub async fn note_download(hub: &AppState, session_id: String, uri: String) -> Result<()> {
+pub async fn note_download(hub: &Hub, session_id: String, uri: String) -> Result<()> {
     hub.db.run(move |conn| action::note_download(conn, &session_id, &uri)).await
 }

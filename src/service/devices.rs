@@ -11,7 +11,7 @@ use crate::domain::ids::{validate_device_id, validate_name};
 use crate::domain::rights::Action;
 use crate::domain::version::FirmwareVersion;
 use crate::error::{Error, Result};
-use crate::state::AppState;
+use crate::service::Hub;
 use crate::time;
 
 #[derive(Debug, Deserialize)]
@@ -131,10 +131,9 @@ pub fn new_device(product_id: String, device_id: String, now: chrono::NaiveDateT
 }
 
 /// Makes a new target token for a device; the old one stops working at once.
-pub async fn rotate_target_token(state: &AppState, actor: &Actor, id: String) -> Result<DeviceView> {
+pub async fn rotate_target_token(hub: &Hub, actor: &Actor, id: String) -> Result<DeviceView> {
     let actor = actor.clone();
-    state
-        .db
+    hub.db
         .run(move |conn| {
             let mut d = find(conn, &id)?;
             actor.require_in(Action::Write, &d.product_id)?;
@@ -186,7 +185,7 @@ fn resolve_in_product<T>(
     Ok(found)
 }
 
-pub async fn create(state: &AppState, actor: &Actor, input: NewDevice) -> Result<DeviceView> {
+pub async fn create(hub: &Hub, actor: &Actor, input: NewDevice) -> Result<DeviceView> {
     validate_device_id(&input.device_id)?;
     if let Some(name) = &input.name {
         validate_name("name", name)?;
@@ -198,8 +197,7 @@ pub async fn create(state: &AppState, actor: &Actor, input: NewDevice) -> Result
         .map(|v| FirmwareVersion::parse_lenient("installed_version", v))
         .transpose()?;
     let actor = actor.clone();
-    state
-        .db
+    hub.db
         .run(move |conn| {
             write_transaction(conn, |conn| {
                 let model = input
@@ -246,11 +244,10 @@ pub async fn create(state: &AppState, actor: &Actor, input: NewDevice) -> Result
         .await
 }
 
-pub async fn list(state: &AppState, actor: &Actor, query: DeviceQuery) -> Result<Listing<DeviceView>> {
+pub async fn list(hub: &Hub, actor: &Actor, query: DeviceQuery) -> Result<Listing<DeviceView>> {
     let page = query.list.page()?;
     let only = actor.products_allowing(Action::Read);
-    state
-        .db
+    hub.db
         .run(move |conn| {
             let product = query
                 .product
@@ -280,10 +277,9 @@ pub async fn list(state: &AppState, actor: &Actor, query: DeviceQuery) -> Result
         .await
 }
 
-pub async fn get(state: &AppState, actor: &Actor, id: String) -> Result<DeviceView> {
+pub async fn get(hub: &Hub, actor: &Actor, id: String) -> Result<DeviceView> {
     let actor = actor.clone();
-    state
-        .db
+    hub.db
         .run(move |conn| {
             let d = find(conn, &id)?;
             actor.require_in(Action::Read, &d.product_id)?;
@@ -292,14 +288,13 @@ pub async fn get(state: &AppState, actor: &Actor, id: String) -> Result<DeviceVi
         .await
 }
 
-pub async fn update(state: &AppState, actor: &Actor, id: String, input: DeviceUpdate) -> Result<DeviceView> {
+pub async fn update(hub: &Hub, actor: &Actor, id: String, input: DeviceUpdate) -> Result<DeviceView> {
     if let Some(Some(name)) = &input.name {
         validate_name("name", name)?;
     }
     let attributes = input.attributes.as_ref().map(validate_attributes).transpose()?;
     let actor = actor.clone();
-    state
-        .db
+    hub.db
         .run(move |conn| {
             write_transaction(conn, |conn| {
                 let d = find(conn, &id)?;
@@ -337,10 +332,9 @@ pub async fn update(state: &AppState, actor: &Actor, id: String, input: DeviceUp
         .await
 }
 
-pub async fn delete(state: &AppState, actor: &Actor, id: String) -> Result<()> {
+pub async fn delete(hub: &Hub, actor: &Actor, id: String) -> Result<()> {
     let actor = actor.clone();
-    state
-        .db
+    hub.db
         .run(move |conn| {
             let d = find(conn, &id)?;
             actor.require_in(Action::Write, &d.product_id)?;

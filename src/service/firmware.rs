@@ -13,7 +13,7 @@ use crate::db::{self, AnyConnection, write_transaction};
 use crate::domain::rights::Action;
 use crate::domain::version::FirmwareVersion;
 use crate::error::{Error, Result};
-use crate::state::AppState;
+use crate::service::Hub;
 use crate::storage::keys;
 use crate::time;
 
@@ -122,11 +122,10 @@ fn duplicate_version(version: &FirmwareVersion) -> impl FnOnce(Error) -> Error +
     super::duplicate("firmware of this model", "version", &version.to_string())
 }
 
-pub async fn create(state: &AppState, actor: &Actor, input: NewFirmware) -> Result<FirmwareView> {
+pub async fn create(hub: &Hub, actor: &Actor, input: NewFirmware) -> Result<FirmwareView> {
     let version = FirmwareVersion::parse("version", &input.version)?;
     let actor = actor.clone();
-    state
-        .db
+    hub.db
         .run(move |conn| {
             write_transaction(conn, |conn| {
                 let model = resolve(conn, "model", "model", &input.model, db::model::find_by_ref)?;
@@ -156,7 +155,7 @@ pub async fn create(state: &AppState, actor: &Actor, input: NewFirmware) -> Resu
         .await
 }
 
-pub async fn list(state: &AppState, actor: &Actor, query: FirmwareQuery) -> Result<Listing<FirmwareView>> {
+pub async fn list(hub: &Hub, actor: &Actor, query: FirmwareQuery) -> Result<Listing<FirmwareView>> {
     let page = query.list.page()?;
     if let Some(s) = &query.state
         && s != db::firmware::STATE_DRAFT
@@ -166,8 +165,7 @@ pub async fn list(state: &AppState, actor: &Actor, query: FirmwareQuery) -> Resu
     }
     let version = query.version.as_deref().map(|v| FirmwareVersion::parse_lenient("version", v)).transpose()?;
     let only = actor.products_allowing(Action::Read);
-    state
-        .db
+    hub.db
         .run(move |conn| {
             let model = query
                 .model
@@ -204,10 +202,9 @@ pub async fn list(state: &AppState, actor: &Actor, query: FirmwareQuery) -> Resu
         .await
 }
 
-pub async fn get(state: &AppState, actor: &Actor, id: String) -> Result<FirmwareView> {
+pub async fn get(hub: &Hub, actor: &Actor, id: String) -> Result<FirmwareView> {
     let actor = actor.clone();
-    state
-        .db
+    hub.db
         .run(move |conn| {
             let (f, product) = find_with_product(conn, &id)?;
             actor.require_in(Action::Read, &product)?;
@@ -216,11 +213,10 @@ pub async fn get(state: &AppState, actor: &Actor, id: String) -> Result<Firmware
         .await
 }
 
-pub async fn update(state: &AppState, actor: &Actor, id: String, input: FirmwareUpdate) -> Result<FirmwareView> {
+pub async fn update(hub: &Hub, actor: &Actor, id: String, input: FirmwareUpdate) -> Result<FirmwareView> {
     let version = input.version.as_deref().map(|v| FirmwareVersion::parse("version", v)).transpose()?;
     let actor = actor.clone();
-    state
-        .db
+    hub.db
         .run(move |conn| {
             write_transaction(conn, |conn| {
                 let (f, product) = find_with_product(conn, &id)?;
@@ -252,9 +248,9 @@ fn released_conflict(what: &str) -> Error {
     Error::conflict("firmware_released", format!("the firmware is released: {what}")).with_extra("state", "released")
 }
 
-pub async fn delete(state: &AppState, actor: &Actor, id: String) -> Result<()> {
+pub async fn delete(hub: &Hub, actor: &Actor, id: String) -> Result<()> {
     let actor = actor.clone();
-    let key = state
+    let key = hub
         .db
         .run(move |conn| {
             let (f, product) = find_with_product(conn, &id)?;
@@ -269,15 +265,14 @@ pub async fn delete(state: &AppState, actor: &Actor, id: String) -> Result<()> {
         })
         .await?;
     if let Some(key) = key {
-        state.storage.delete(&key).await?;
+        hub.storage.delete(&key).await?;
     }
     Ok(())
 }
 
-pub async fn release(state: &AppState, actor: &Actor, id: String) -> Result<FirmwareView> {
+pub async fn release(hub: &Hub, actor: &Actor, id: String) -> Result<FirmwareView> {
     let actor = actor.clone();
-    state
-        .db
+    hub.db
         .run(move |conn| {
             write_transaction(conn, |conn| {
                 let (f, product) = find_with_product(conn, &id)?;
@@ -308,10 +303,9 @@ pub fn find_released(conn: &mut AnyConnection, id: &str) -> Result<db::firmware:
 }
 
 /// The stored image of a firmware, for readers of its product.
-pub async fn image(state: &AppState, actor: &Actor, id: String) -> Result<crate::storage::Blob> {
+pub async fn image(hub: &Hub, actor: &Actor, id: String) -> Result<crate::storage::Blob> {
     let actor = actor.clone();
-    state
-        .db
+    hub.db
         .run(move |conn| {
             let (f, product) = find_with_product(conn, &id)?;
             actor.require_in(Action::Read, &product)?;
@@ -341,7 +335,7 @@ pub struct UploadOptions {
 /// Streams an image into the object store. The previous image (if any) stays until the new
 /// one is complete and recorded; a failed or rejected upload leaves nothing behind.
 pub async fn upload_image<S, E>(
-    state: &AppState,
+    hub: &Hub,
     actor: &Actor,
     id: String,
     options: UploadOptions,
@@ -354,13 +348,13 @@ where
 {
     let expected = options.sha256.as_deref().map(parse_sha256).transpose()?;
     let filename = options.filename.as_deref().map(validate_filename).transpose()?;
-    let limit = state.settings.max_image_size;
+    let limit = hub.settings.max_image_size;
     if content_length.is_some_and(|n| n > limit) {
         return Err(too_large(limit));
     }
     let actor_c = actor.clone();
     let id_c = id.clone();
-    let (firmware, default_name) = state
+    let (firmware, default_name) = hub
         .db
         .run(move |conn| {
             let (f, product) = find_with_product(conn, &id_c)?;
@@ -375,7 +369,7 @@ where
         .await?;
 
     let key = keys::image(&firmware.id, &uuid::Uuid::new_v4().to_string());
-    let mut writer = state.storage.writer(&key, limit).await?;
+    let mut writer = hub.storage.writer(&key, limit).await?;
     while let Some(chunk) = body.next().await {
         let result = match chunk {
             Ok(bytes) => writer.write(&bytes).await,
@@ -417,7 +411,7 @@ where
         updated_at: time::now(),
     };
     let fid = firmware.id.clone();
-    let recorded = state
+    let recorded = hub
         .db
         .run(move |conn| {
             let recorded = db::firmware::set_image_if_draft(conn, &fid, &meta)?;
@@ -428,17 +422,17 @@ where
     match recorded {
         Ok((true, view)) => {
             if let Some(old) = firmware.object_key {
-                state.storage.delete(&old).await?;
+                hub.storage.delete(&old).await?;
             }
             Ok(view)
         }
         Ok((false, _)) => {
             // Released (or deleted) while we were uploading: keep nothing.
-            state.storage.delete(&stored.key).await?;
+            hub.storage.delete(&stored.key).await?;
             Err(released_conflict("its image cannot be replaced"))
         }
         Err(e) => {
-            state.storage.delete(&stored.key).await?;
+            hub.storage.delete(&stored.key).await?;
             Err(e)
         }
     }

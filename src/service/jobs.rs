@@ -15,7 +15,7 @@ use super::pipeline;
 use super::session::engine::Limits;
 use crate::db::{self, AnyConnection, write_transaction_retrying};
 use crate::error::{Error, Result};
-use crate::state::AppState;
+use crate::service::Hub;
 use crate::time;
 
 /// A unit of background work. Stored as the row's `kind` and its JSON `payload`.
@@ -109,13 +109,13 @@ pub enum Task {
     Deliver(outbox::Delivery),
 }
 
-fn lease_length(hub: &AppState) -> chrono::Duration {
+fn lease_length(hub: &Hub) -> chrono::Duration {
     chrono::Duration::seconds(i64::try_from(hub.settings.job_lease_secs).unwrap_or(30))
 }
 
 /// Claims the next job and prepares it (a pipeline job moves its session to `processing`
 /// in the same transaction). Jobs that have nothing left to do are completed on the way.
-pub async fn claim_next(hub: &AppState, worker: &str) -> Result<Option<Task>> {
+pub async fn claim_next(hub: &Hub, worker: &str) -> Result<Option<Task>> {
     let worker = worker.to_owned();
     let lease = lease_length(hub);
     let limits = Limits::of(hub);
@@ -183,14 +183,14 @@ pub fn retry_later(conn: &mut AnyConnection, lease: &Lease, base_ms: u64, error:
 }
 
 /// Extends the lease; `false` means another worker took the job over.
-pub async fn heartbeat(hub: &AppState, lease: &Lease) -> Result<bool> {
+pub async fn heartbeat(hub: &Hub, lease: &Lease) -> Result<bool> {
     let (id, worker) = (lease.job_id.clone(), lease.worker.clone());
     let until = time::now() + lease_length(hub);
     hub.db.run(move |conn| Ok(db::job::heartbeat(conn, &id, &worker, until)?)).await
 }
 
 /// Renews a lease every third of its length; returns when it was lost.
-pub async fn keep_lease(hub: &AppState, lease: &Lease) {
+pub async fn keep_lease(hub: &Hub, lease: &Lease) {
     let every = Duration::from_millis(hub.settings.job_lease_secs * 1000 / 3).max(Duration::from_millis(100));
     loop {
         tokio::time::sleep(every).await;

@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod ddi;
 pub mod devices;
 pub mod firmware;
+pub mod hub;
 pub mod jobs;
 pub mod links;
 pub mod outbox;
@@ -15,6 +16,8 @@ pub mod people;
 pub mod pipeline;
 pub mod session;
 pub mod twin;
+
+pub use hub::Hub;
 
 use serde::{Deserialize, Deserializer, Serialize};
 

@@ -17,7 +17,7 @@ use serde_json::Value;
 use super::jobs::{self, Job, Lease};
 use crate::db::{AnyConnection, write_transaction_retrying};
 use crate::error::Result;
-use crate::state::AppState;
+use crate::service::Hub;
 
 /// How often a notice is offered before it is given up (with back-off capped at a minute:
 /// about 16 hours of a door being unreachable).
@@ -71,7 +71,7 @@ pub struct Delivery {
 
 /// Offers a claimed notice to its door; done when the courier accepted it, else tried again
 /// later. A process without that door (e.g. AMQP off here) leaves it to one that has it.
-pub async fn deliver(hub: &AppState, delivery: &Delivery) {
+pub async fn deliver(hub: &Hub, delivery: &Delivery) {
     let notice = &delivery.notice;
     let outcome = match hub.couriers.get(&notice.door) {
         Some(courier) => courier.deliver(&delivery.lease.job_id, notice).await.map_err(|e| e.to_string()),

@@ -8,7 +8,7 @@ use crate::db::{self, AnyConnection, write_transaction};
 use crate::domain::ids::{ObjectRef, validate_name, validate_username};
 use crate::domain::rights::{Action, Role, Scope};
 use crate::error::{Error, Result};
-use crate::state::AppState;
+use crate::service::Hub;
 use crate::time;
 
 // ---- users -------------------------------------------------------------------------
@@ -83,10 +83,9 @@ fn user_ref(conn: &mut AnyConnection, field: &str, raw: &str) -> Result<db::user
         .map_err(|_| Error::unprocessable("unknown_reference", format!("{field}: user {raw:?} not found")))
 }
 
-pub async fn create_user(state: &AppState, actor: &Actor, input: NewUser) -> Result<UserView> {
+pub async fn create_user(hub: &Hub, actor: &Actor, input: NewUser) -> Result<UserView> {
     actor.require(Action::Manage, Scope::Global)?;
-    state
-        .db
+    hub.db
         .run(move |conn| {
             let mut user = insert_user(conn, &input.username)?;
             if !input.active {
@@ -98,11 +97,10 @@ pub async fn create_user(state: &AppState, actor: &Actor, input: NewUser) -> Res
         .await
 }
 
-pub async fn list_users(state: &AppState, actor: &Actor, params: ListParams) -> Result<Listing<UserView>> {
+pub async fn list_users(hub: &Hub, actor: &Actor, params: ListParams) -> Result<Listing<UserView>> {
     actor.require(Action::Manage, Scope::Global)?;
     let page = params.page()?;
-    state
-        .db
+    hub.db
         .run(move |conn| {
             let (rows, total) = db::user::list(conn, page)?;
             Ok(Listing::new(rows.into_iter().map(UserView::from).collect(), total, page))
@@ -111,10 +109,9 @@ pub async fn list_users(state: &AppState, actor: &Actor, params: ListParams) -> 
 }
 
 /// Users may read themselves; admins everyone.
-pub async fn get_user(state: &AppState, actor: &Actor, id: String) -> Result<UserView> {
+pub async fn get_user(hub: &Hub, actor: &Actor, id: String) -> Result<UserView> {
     let actor = actor.clone();
-    state
-        .db
+    hub.db
         .run(move |conn| {
             let user = find_user(conn, &id)?;
             if user.id != actor.user_id {
@@ -125,13 +122,12 @@ pub async fn get_user(state: &AppState, actor: &Actor, id: String) -> Result<Use
         .await
 }
 
-pub async fn update_user(state: &AppState, actor: &Actor, id: String, input: UserUpdate) -> Result<UserView> {
+pub async fn update_user(hub: &Hub, actor: &Actor, id: String, input: UserUpdate) -> Result<UserView> {
     actor.require(Action::Manage, Scope::Global)?;
     if let Some(name) = &input.username {
         validate_username(name)?;
     }
-    state
-        .db
+    hub.db
         .run(move |conn| {
             write_transaction(conn, |conn| {
                 let user = find_user(conn, &id)?;
@@ -154,11 +150,10 @@ pub async fn update_user(state: &AppState, actor: &Actor, id: String, input: Use
         .await
 }
 
-pub async fn delete_user(state: &AppState, actor: &Actor, id: String) -> Result<()> {
+pub async fn delete_user(hub: &Hub, actor: &Actor, id: String) -> Result<()> {
     actor.require(Action::Manage, Scope::Global)?;
     let me = actor.user_id.clone();
-    state
-        .db
+    hub.db
         .run(move |conn| {
             write_transaction(conn, |conn| {
                 let user = find_user(conn, &id)?;
@@ -249,15 +244,14 @@ fn token_owner(conn: &mut AnyConnection, actor: &Actor, user: &str) -> Result<db
     Ok(user)
 }
 
-pub async fn create_token(state: &AppState, actor: &Actor, user: String, input: NewToken) -> Result<TokenView> {
+pub async fn create_token(hub: &Hub, actor: &Actor, user: String, input: NewToken) -> Result<TokenView> {
     validate_name("name", &input.name)?;
     let expires_at = input.expires_at.as_deref().map(|t| time::parse_rfc3339("expires_at", t)).transpose()?;
     if expires_at.is_some_and(|t| t <= time::now()) {
         return Err(Error::invalid("expires_at: must be in the future"));
     }
     let actor = actor.clone();
-    state
-        .db
+    hub.db
         .run(move |conn| {
             let user = token_owner(conn, &actor, &user)?;
             let secret = auth::generate_token();
@@ -269,16 +263,10 @@ pub async fn create_token(state: &AppState, actor: &Actor, user: String, input: 
         .await
 }
 
-pub async fn list_tokens(
-    state: &AppState,
-    actor: &Actor,
-    user: String,
-    params: ListParams,
-) -> Result<Listing<TokenView>> {
+pub async fn list_tokens(hub: &Hub, actor: &Actor, user: String, params: ListParams) -> Result<Listing<TokenView>> {
     let page = params.page()?;
     let actor = actor.clone();
-    state
-        .db
+    hub.db
         .run(move |conn| {
             let user = token_owner(conn, &actor, &user)?;
             let (rows, total) = db::token::list_for_user(conn, &user.id, page)?;
@@ -294,16 +282,15 @@ fn find_token(conn: &mut AnyConnection, actor: &Actor, user: &str, id: &str) -> 
         .ok_or_else(|| Error::not_found(format!("token {id:?} of user {:?}", user.username)))
 }
 
-pub async fn get_token(state: &AppState, actor: &Actor, user: String, id: String) -> Result<TokenView> {
+pub async fn get_token(hub: &Hub, actor: &Actor, user: String, id: String) -> Result<TokenView> {
     let actor = actor.clone();
-    state.db.run(move |conn| Ok(find_token(conn, &actor, &user, &id)?.into())).await
+    hub.db.run(move |conn| Ok(find_token(conn, &actor, &user, &id)?.into())).await
 }
 
 /// Revokes: the row stays (for audit), the token stops working at once.
-pub async fn revoke_token(state: &AppState, actor: &Actor, user: String, id: String) -> Result<()> {
+pub async fn revoke_token(hub: &Hub, actor: &Actor, user: String, id: String) -> Result<()> {
     let actor = actor.clone();
-    state
-        .db
+    hub.db
         .run(move |conn| {
             let token = find_token(conn, &actor, &user, &id)?;
             db::token::revoke(conn, &token.id, time::now())?;
@@ -375,11 +362,10 @@ fn grant_scope(product_id: Option<&str>) -> Result<Scope> {
 }
 
 /// Global grants need a global admin; a product grant needs an admin of that product.
-pub async fn create_grant(state: &AppState, actor: &Actor, input: NewGrant) -> Result<GrantView> {
+pub async fn create_grant(hub: &Hub, actor: &Actor, input: NewGrant) -> Result<GrantView> {
     let role: Role = input.role.parse()?;
     let actor = actor.clone();
-    state
-        .db
+    hub.db
         .run(move |conn| {
             write_transaction(conn, |conn| {
                 let user = user_ref(conn, "user", &input.user)?;
@@ -395,14 +381,13 @@ pub async fn create_grant(state: &AppState, actor: &Actor, input: NewGrant) -> R
         .await
 }
 
-pub async fn list_grants(state: &AppState, actor: &Actor, query: GrantQuery) -> Result<Listing<GrantView>> {
+pub async fn list_grants(hub: &Hub, actor: &Actor, query: GrantQuery) -> Result<Listing<GrantView>> {
     let page = query.list.page()?;
     let managed = actor.products_allowing(Action::Manage);
     if managed.as_ref().is_some_and(Vec::is_empty) {
         return Err(Error::forbidden(format!("user '{}' may not manage grants", actor.username)));
     }
-    state
-        .db
+    hub.db
         .run(move |conn| {
             let user = query.user.as_deref().map(|u| find_user(conn, u)).transpose()?;
             let product = query
@@ -418,10 +403,9 @@ pub async fn list_grants(state: &AppState, actor: &Actor, query: GrantQuery) -> 
         .await
 }
 
-pub async fn get_grant(state: &AppState, actor: &Actor, id: String) -> Result<GrantView> {
+pub async fn get_grant(hub: &Hub, actor: &Actor, id: String) -> Result<GrantView> {
     let actor = actor.clone();
-    state
-        .db
+    hub.db
         .run(move |conn| {
             let grant = db::grant::find(conn, &id)?.ok_or_else(|| Error::not_found(format!("grant {id:?}")))?;
             actor.require(Action::Manage, grant_scope(grant.product_id.as_deref())?)?;
@@ -430,10 +414,9 @@ pub async fn get_grant(state: &AppState, actor: &Actor, id: String) -> Result<Gr
         .await
 }
 
-pub async fn delete_grant(state: &AppState, actor: &Actor, id: String) -> Result<()> {
+pub async fn delete_grant(hub: &Hub, actor: &Actor, id: String) -> Result<()> {
     let actor = actor.clone();
-    state
-        .db
+    hub.db
         .run(move |conn| {
             write_transaction(conn, |conn| {
                 let grant = db::grant::find(conn, &id)?.ok_or_else(|| Error::not_found(format!("grant {id:?}")))?;

@@ -16,7 +16,7 @@ use crate::domain::digests::Digests;
 use crate::domain::session::{Event, State};
 use crate::error::{Error, Result};
 use crate::pipeline::{self, Output, Work};
-use crate::state::AppState;
+use crate::service::Hub;
 use crate::time;
 
 /// A claimed pipeline job, ready to run.
@@ -114,11 +114,11 @@ pub(super) fn begin(
 /// The output cache over the `artifacts` table: the row decides which run's object a key
 /// means.
 pub struct OutputCache {
-    hub: AppState,
+    hub: Hub,
 }
 
 impl OutputCache {
-    pub fn new(hub: &AppState) -> OutputCache {
+    pub fn new(hub: &Hub) -> OutputCache {
         OutputCache { hub: hub.clone() }
     }
 }
@@ -182,7 +182,7 @@ impl pipeline::Cache for OutputCache {
 
 /// Records the deliverable on the session (`processing → created | success`), if the lease
 /// is still ours.
-pub async fn finish(hub: &AppState, task: &Task, d: Output) -> Result<()> {
+pub async fn finish(hub: &Hub, task: &Task, d: Output) -> Result<()> {
     let task_c = task.clone();
     let limits = Limits::of(hub);
     hub.db
@@ -226,7 +226,7 @@ pub async fn finish(hub: &AppState, task: &Task, d: Output) -> Result<()> {
 }
 
 /// Schedules another attempt with exponential back-off, or fails the session for good.
-pub async fn attempt_failed(hub: &AppState, task: &Task, error: String) -> Result<()> {
+pub async fn attempt_failed(hub: &Hub, task: &Task, error: String) -> Result<()> {
     tracing::warn!(session = %task.session_id, attempt = task.lease.attempt, %error, "pipeline attempt failed");
     let task = task.clone();
     let limits = Limits::of(hub);

@@ -4,9 +4,9 @@
 
 use std::path::PathBuf;
 
+use devicehub::service::Hub;
 use devicehub::settings::{Secret, Settings};
 use devicehub::startup::Application;
-use devicehub::state::AppState;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -115,7 +115,7 @@ impl TestEnv {
 pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
-    pub state: AppState,
+    pub hub: Hub,
     pub env: TestEnv,
     handle: actix_web::dev::ServerHandle,
 }
@@ -168,10 +168,10 @@ impl TestApp {
         configure(&mut settings);
         let app = Application::build(settings).await.expect("build the application");
         let base = format!("http://127.0.0.1:{}", app.port());
-        let state = app.state().clone();
+        let hub = app.hub().clone();
         let handle = app.handle();
         tokio::spawn(app.run_until_stopped());
-        TestApp { base, client: reqwest::Client::new(), state, env, handle }
+        TestApp { base, client: reqwest::Client::new(), hub, env, handle }
     }
 
     /// Stops the server and gives back its data, to start it again.

@@ -53,12 +53,12 @@ async fn wait_until(what: &str, f: impl Fn() -> bool) {
 async fn notices_are_delivered_after_commit_at_least_once(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let door = Arc::new(Recorder { fail_first: 2, ..Recorder::default() });
-    app.state.couriers.register("test", door.clone());
+    app.hub.couriers.register("test", door.clone());
 
     // a rolled-back transaction records nothing; a committed one is delivered, after two
     // refused offers, with the same id each time
     let rolled_back: Result<()> = app
-        .state
+        .hub
         .db
         .run(|conn| {
             write_transaction(conn, |conn| {
@@ -68,7 +68,7 @@ async fn notices_are_delivered_after_commit_at_least_once(backend: Backend) {
         })
         .await;
     assert!(rolled_back.is_err());
-    app.state
+    app.hub
         .db
         .run(|conn| {
             write_transaction(conn, |conn| outbox::record(conn, notice("COMMITTED", None), devicehub::time::now()))
@@ -84,10 +84,10 @@ async fn notices_are_delivered_after_commit_at_least_once(backend: Backend) {
     app.seed_catalog().await;
     app.firmware("1.0.0", vec![7; 1000], true).await;
     let id = app.request_update(seed_request("0.1.0")).await.expect(201).id();
-    let limits = Limits::of(&app.state);
+    let limits = Limits::of(&app.hub);
     let (sid, sid2) = (id.clone(), id.clone());
     let refused = app
-        .state
+        .hub
         .db
         .run(move |conn| {
             let details = || Details { notices: vec![notice("REFUSED", Some(&sid))], ..Details::default() };
@@ -95,7 +95,7 @@ async fn notices_are_delivered_after_commit_at_least_once(backend: Backend) {
         })
         .await;
     assert!(matches!(refused, Err(Error::Conflict { code: "session_state", .. })), "{refused:?}");
-    app.state
+    app.hub
         .db
         .run(move |conn| {
             let details = || Details { notices: vec![notice("STARTED", Some(&sid2))], ..Details::default() };

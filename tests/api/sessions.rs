@@ -243,7 +243,7 @@ async fn ready_queued_processing_created_success(backend: Backend) {
     assert_eq!(r.body["state"], "queued");
 
     // a worker claims it: processing, then created (the procedure has a confirm step)
-    let _workers = devicehub::jobs::spawn(&app.state, 1);
+    let _workers = devicehub::jobs::spawn(&app.hub, 1);
     let created = app.wait_for_state(&id, &["created"]).await;
     assert_eq!(created.body["finished"], false);
     assert!(created.body["payload"]["download_link"].is_string());
@@ -339,7 +339,7 @@ async fn queue_timeout_fails_with_a_queueing_error(backend: Backend) {
     assert_eq!(failed.body["state"], "fail");
     assert!(failed.body["payload"]["reason"].as_str().unwrap().contains("queueing error"), "{}", failed.body);
     // and its job is gone: a worker started now has nothing to do
-    assert!(devicehub::service::jobs::claim_next(&app.state, "late").await.unwrap().is_none());
+    assert!(devicehub::service::jobs::claim_next(&app.hub, "late").await.unwrap().is_none());
     assert_eq!(app.session(&id).await.body["state"], "fail");
 }
 
@@ -373,14 +373,14 @@ async fn a_lost_worker_is_taken_over_after_its_lease(backend: Backend) {
     app.firmware("1.0.0", vec![5; 2048], true).await;
     let id = app.request_update(seed_request("0.1.0")).await.id();
     app.start_session(&id).await.expect(200);
-    let ghost = devicehub::service::jobs::claim_next(&app.state, "ghost").await.unwrap().expect("a job to claim");
+    let ghost = devicehub::service::jobs::claim_next(&app.hub, "ghost").await.unwrap().expect("a job to claim");
     let devicehub::service::jobs::Task::Pipeline(ghost) = ghost else { panic!("a pipeline job") };
     assert_eq!(ghost.session_id, id);
     assert_eq!(app.session(&id).await.body["state"], "processing");
     // a real worker cannot take it while the ghost's lease lasts…
-    assert!(devicehub::service::jobs::claim_next(&app.state, "eager").await.unwrap().is_none());
+    assert!(devicehub::service::jobs::claim_next(&app.hub, "eager").await.unwrap().is_none());
     // …but does afterwards, and finishes
-    let _workers = devicehub::jobs::spawn(&app.state, 1);
+    let _workers = devicehub::jobs::spawn(&app.hub, 1);
     let done = app.wait_for_state(&id, &["created"]).await;
     assert_eq!(done.body["payload"]["size"], 2048);
     let events = app.events(&id).await;

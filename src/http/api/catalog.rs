@@ -4,14 +4,14 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::error::Result;
 use crate::http::pagination;
+use crate::service::Hub;
 use crate::service::catalog::{
     self as svc, HandleUpdate, NewHandle, NewProcedure, NewScoped, ProcedureQuery, ProcedureUpdate, ProductScoped,
     ProductUpdate, ScopedQuery,
 };
 use crate::service::{Actor, ListParams};
-use crate::state::AppState;
 
-type State = web::Data<AppState>;
+type HubData = web::Data<Hub>;
 type Id = web::Path<String>;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -41,25 +41,25 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 // products
 
 /// List the products the caller may read.
-async fn list_products(s: State, a: Actor, r: HttpRequest, q: web::Query<ListParams>) -> Result<HttpResponse> {
-    Ok(pagination::respond(&s, &r, svc::list_products(&s, &a, q.into_inner()).await?))
+async fn list_products(hub: HubData, a: Actor, r: HttpRequest, q: web::Query<ListParams>) -> Result<HttpResponse> {
+    Ok(pagination::respond(&hub, &r, svc::list_products(&hub, &a, q.into_inner()).await?))
 }
 
 /// Create a product (global admins).
-async fn create_product(s: State, a: Actor, body: web::Json<NewHandle>) -> Result<HttpResponse> {
-    Ok(HttpResponse::Created().json(svc::create_product(&s, &a, body.into_inner()).await?))
+async fn create_product(hub: HubData, a: Actor, body: web::Json<NewHandle>) -> Result<HttpResponse> {
+    Ok(HttpResponse::Created().json(svc::create_product(&hub, &a, body.into_inner()).await?))
 }
 
-async fn get_product(s: State, a: Actor, id: Id) -> Result<HttpResponse> {
-    Ok(HttpResponse::Ok().json(svc::get_product(&s, &a, id.into_inner()).await?))
+async fn get_product(hub: HubData, a: Actor, id: Id) -> Result<HttpResponse> {
+    Ok(HttpResponse::Ok().json(svc::get_product(&hub, &a, id.into_inner()).await?))
 }
 
-async fn update_product(s: State, a: Actor, id: Id, body: web::Json<ProductUpdate>) -> Result<HttpResponse> {
-    Ok(HttpResponse::Ok().json(svc::update_product(&s, &a, id.into_inner(), body.into_inner()).await?))
+async fn update_product(hub: HubData, a: Actor, id: Id, body: web::Json<ProductUpdate>) -> Result<HttpResponse> {
+    Ok(HttpResponse::Ok().json(svc::update_product(&hub, &a, id.into_inner(), body.into_inner()).await?))
 }
 
-async fn delete_product(s: State, a: Actor, id: Id) -> Result<HttpResponse> {
-    svc::delete_product(&s, &a, id.into_inner()).await?;
+async fn delete_product(hub: HubData, a: Actor, id: Id) -> Result<HttpResponse> {
+    svc::delete_product(&hub, &a, id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -76,78 +76,83 @@ fn scoped<T: ProductScoped>(path: &'static str) -> actix_web::Scope {
 }
 
 async fn list_scoped<T: ProductScoped>(
-    s: State,
+    hub: HubData,
     a: Actor,
     r: HttpRequest,
     q: web::Query<ScopedQuery>,
 ) -> Result<HttpResponse> {
-    Ok(pagination::respond(&s, &r, svc::list_scoped::<T>(&s, &a, q.into_inner()).await?))
+    Ok(pagination::respond(&hub, &r, svc::list_scoped::<T>(&hub, &a, q.into_inner()).await?))
 }
 
-async fn create_scoped<T: ProductScoped>(s: State, a: Actor, body: web::Json<NewScoped>) -> Result<HttpResponse> {
-    Ok(HttpResponse::Created().json(svc::create_scoped::<T>(&s, &a, body.into_inner()).await?))
+async fn create_scoped<T: ProductScoped>(hub: HubData, a: Actor, body: web::Json<NewScoped>) -> Result<HttpResponse> {
+    Ok(HttpResponse::Created().json(svc::create_scoped::<T>(&hub, &a, body.into_inner()).await?))
 }
 
-async fn get_scoped<T: ProductScoped>(s: State, a: Actor, id: Id) -> Result<HttpResponse> {
-    Ok(HttpResponse::Ok().json(svc::get_scoped::<T>(&s, &a, id.into_inner()).await?))
+async fn get_scoped<T: ProductScoped>(hub: HubData, a: Actor, id: Id) -> Result<HttpResponse> {
+    Ok(HttpResponse::Ok().json(svc::get_scoped::<T>(&hub, &a, id.into_inner()).await?))
 }
 
 async fn update_scoped<T: ProductScoped>(
-    s: State,
+    hub: HubData,
     a: Actor,
     id: Id,
     body: web::Json<HandleUpdate>,
 ) -> Result<HttpResponse> {
-    Ok(HttpResponse::Ok().json(svc::update_scoped::<T>(&s, &a, id.into_inner(), body.into_inner()).await?))
+    Ok(HttpResponse::Ok().json(svc::update_scoped::<T>(&hub, &a, id.into_inner(), body.into_inner()).await?))
 }
 
-async fn delete_scoped<T: ProductScoped>(s: State, a: Actor, id: Id) -> Result<HttpResponse> {
-    svc::delete_scoped::<T>(&s, &a, id.into_inner()).await?;
+async fn delete_scoped<T: ProductScoped>(hub: HubData, a: Actor, id: Id) -> Result<HttpResponse> {
+    svc::delete_scoped::<T>(&hub, &a, id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 // delivery methods
 
-async fn list_methods(s: State, a: Actor, r: HttpRequest, q: web::Query<ListParams>) -> Result<HttpResponse> {
-    Ok(pagination::respond(&s, &r, svc::list_methods(&s, &a, q.into_inner()).await?))
+async fn list_methods(hub: HubData, a: Actor, r: HttpRequest, q: web::Query<ListParams>) -> Result<HttpResponse> {
+    Ok(pagination::respond(&hub, &r, svc::list_methods(&hub, &a, q.into_inner()).await?))
 }
 
-async fn create_method(s: State, a: Actor, body: web::Json<NewHandle>) -> Result<HttpResponse> {
-    Ok(HttpResponse::Created().json(svc::create_method(&s, &a, body.into_inner()).await?))
+async fn create_method(hub: HubData, a: Actor, body: web::Json<NewHandle>) -> Result<HttpResponse> {
+    Ok(HttpResponse::Created().json(svc::create_method(&hub, &a, body.into_inner()).await?))
 }
 
-async fn get_method(s: State, a: Actor, id: Id) -> Result<HttpResponse> {
-    Ok(HttpResponse::Ok().json(svc::get_method(&s, &a, id.into_inner()).await?))
+async fn get_method(hub: HubData, a: Actor, id: Id) -> Result<HttpResponse> {
+    Ok(HttpResponse::Ok().json(svc::get_method(&hub, &a, id.into_inner()).await?))
 }
 
-async fn update_method(s: State, a: Actor, id: Id, body: web::Json<HandleUpdate>) -> Result<HttpResponse> {
-    Ok(HttpResponse::Ok().json(svc::update_method(&s, &a, id.into_inner(), body.into_inner()).await?))
+async fn update_method(hub: HubData, a: Actor, id: Id, body: web::Json<HandleUpdate>) -> Result<HttpResponse> {
+    Ok(HttpResponse::Ok().json(svc::update_method(&hub, &a, id.into_inner(), body.into_inner()).await?))
 }
 
-async fn delete_method(s: State, a: Actor, id: Id) -> Result<HttpResponse> {
-    svc::delete_method(&s, &a, id.into_inner()).await?;
+async fn delete_method(hub: HubData, a: Actor, id: Id) -> Result<HttpResponse> {
+    svc::delete_method(&hub, &a, id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 // delivery procedures
 
-async fn list_procedures(s: State, a: Actor, r: HttpRequest, q: web::Query<ProcedureQuery>) -> Result<HttpResponse> {
-    Ok(pagination::respond(&s, &r, svc::list_procedures(&s, &a, q.into_inner()).await?))
+async fn list_procedures(
+    hub: HubData,
+    a: Actor,
+    r: HttpRequest,
+    q: web::Query<ProcedureQuery>,
+) -> Result<HttpResponse> {
+    Ok(pagination::respond(&hub, &r, svc::list_procedures(&hub, &a, q.into_inner()).await?))
 }
 
-async fn create_procedure(s: State, a: Actor, body: web::Json<NewProcedure>) -> Result<HttpResponse> {
-    Ok(HttpResponse::Created().json(svc::create_procedure(&s, &a, body.into_inner()).await?))
+async fn create_procedure(hub: HubData, a: Actor, body: web::Json<NewProcedure>) -> Result<HttpResponse> {
+    Ok(HttpResponse::Created().json(svc::create_procedure(&hub, &a, body.into_inner()).await?))
 }
 
-async fn get_procedure(s: State, a: Actor, id: Id) -> Result<HttpResponse> {
-    Ok(HttpResponse::Ok().json(svc::get_procedure(&s, &a, id.into_inner()).await?))
+async fn get_procedure(hub: HubData, a: Actor, id: Id) -> Result<HttpResponse> {
+    Ok(HttpResponse::Ok().json(svc::get_procedure(&hub, &a, id.into_inner()).await?))
 }
 
-async fn update_procedure(s: State, a: Actor, id: Id, body: web::Json<ProcedureUpdate>) -> Result<HttpResponse> {
-    Ok(HttpResponse::Ok().json(svc::update_procedure(&s, &a, id.into_inner(), body.into_inner()).await?))
+async fn update_procedure(hub: HubData, a: Actor, id: Id, body: web::Json<ProcedureUpdate>) -> Result<HttpResponse> {
+    Ok(HttpResponse::Ok().json(svc::update_procedure(&hub, &a, id.into_inner(), body.into_inner()).await?))
 }
 
-async fn delete_procedure(s: State, a: Actor, id: Id) -> Result<HttpResponse> {
-    svc::delete_procedure(&s, &a, id.into_inner()).await?;
+async fn delete_procedure(hub: HubData, a: Actor, id: Id) -> Result<HttpResponse> {
+    svc::delete_procedure(&hub, &a, id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -4,11 +4,11 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::error::Result;
 use crate::http::pagination;
+use crate::service::Hub;
 use crate::service::devices::{self as svc, DeviceQuery, DeviceUpdate, NewDevice};
 use crate::service::{Actor, ListParams};
-use crate::state::AppState;
 
-type State = web::Data<AppState>;
+type HubData = web::Data<Hub>;
 type Id = web::Path<String>;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -22,34 +22,34 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// List devices; filter by `product`, `model`, `channel`, `device_id`.
-async fn list(s: State, a: Actor, r: HttpRequest, q: web::Query<DeviceQuery>) -> Result<HttpResponse> {
-    Ok(pagination::respond(&s, &r, svc::list(&s, &a, q.into_inner()).await?))
+async fn list(hub: HubData, a: Actor, r: HttpRequest, q: web::Query<DeviceQuery>) -> Result<HttpResponse> {
+    Ok(pagination::respond(&hub, &r, svc::list(&hub, &a, q.into_inner()).await?))
 }
 
-async fn create(s: State, a: Actor, body: web::Json<NewDevice>) -> Result<HttpResponse> {
-    Ok(HttpResponse::Created().json(svc::create(&s, &a, body.into_inner()).await?))
+async fn create(hub: HubData, a: Actor, body: web::Json<NewDevice>) -> Result<HttpResponse> {
+    Ok(HttpResponse::Created().json(svc::create(&hub, &a, body.into_inner()).await?))
 }
 
-async fn get(s: State, a: Actor, id: Id) -> Result<HttpResponse> {
-    Ok(HttpResponse::Ok().json(svc::get(&s, &a, id.into_inner()).await?))
+async fn get(hub: HubData, a: Actor, id: Id) -> Result<HttpResponse> {
+    Ok(HttpResponse::Ok().json(svc::get(&hub, &a, id.into_inner()).await?))
 }
 
-async fn update(s: State, a: Actor, id: Id, body: web::Json<DeviceUpdate>) -> Result<HttpResponse> {
-    Ok(HttpResponse::Ok().json(svc::update(&s, &a, id.into_inner(), body.into_inner()).await?))
+async fn update(hub: HubData, a: Actor, id: Id, body: web::Json<DeviceUpdate>) -> Result<HttpResponse> {
+    Ok(HttpResponse::Ok().json(svc::update(&hub, &a, id.into_inner(), body.into_inner()).await?))
 }
 
 /// A new hawkBit target token (shown in this answer only); the old one stops working.
-async fn rotate_target_token(s: State, a: Actor, id: Id) -> Result<HttpResponse> {
-    Ok(HttpResponse::Ok().json(svc::rotate_target_token(&s, &a, id.into_inner()).await?))
+async fn rotate_target_token(hub: HubData, a: Actor, id: Id) -> Result<HttpResponse> {
+    Ok(HttpResponse::Ok().json(svc::rotate_target_token(&hub, &a, id.into_inner()).await?))
 }
 
 /// The device's firmware-update sessions, expired ones included.
-async fn history(s: State, a: Actor, r: HttpRequest, id: Id, q: web::Query<ListParams>) -> Result<HttpResponse> {
-    let listing = crate::service::session::request::device_history(&s, &a, id.into_inner(), q.into_inner()).await?;
-    Ok(pagination::respond(&s, &r, listing))
+async fn history(hub: HubData, a: Actor, r: HttpRequest, id: Id, q: web::Query<ListParams>) -> Result<HttpResponse> {
+    let listing = crate::service::session::request::device_history(&hub, &a, id.into_inner(), q.into_inner()).await?;
+    Ok(pagination::respond(&hub, &r, listing))
 }
 
-async fn delete(s: State, a: Actor, id: Id) -> Result<HttpResponse> {
-    svc::delete(&s, &a, id.into_inner()).await?;
+async fn delete(hub: HubData, a: Actor, id: Id) -> Result<HttpResponse> {
+    svc::delete(&hub, &a, id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }

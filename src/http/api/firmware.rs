@@ -6,11 +6,11 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use crate::error::Result;
 use crate::http::pagination;
 use crate::service::Actor;
+use crate::service::Hub;
 use crate::service::assignments::AssignRequest;
 use crate::service::firmware::{self as svc, FirmwareQuery, FirmwareUpdate, NewFirmware, UploadOptions};
-use crate::state::AppState;
 
-type State = web::Data<AppState>;
+type HubData = web::Data<Hub>;
 type Id = web::Path<String>;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -30,32 +30,32 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// List firmware; filter by `model`, `channel`, `state`, `version`.
-async fn list(s: State, a: Actor, r: HttpRequest, q: web::Query<FirmwareQuery>) -> Result<HttpResponse> {
-    Ok(pagination::respond(&s, &r, svc::list(&s, &a, q.into_inner()).await?))
+async fn list(hub: HubData, a: Actor, r: HttpRequest, q: web::Query<FirmwareQuery>) -> Result<HttpResponse> {
+    Ok(pagination::respond(&hub, &r, svc::list(&hub, &a, q.into_inner()).await?))
 }
 
 /// Create a draft firmware for a model.
-async fn create(s: State, a: Actor, body: web::Json<NewFirmware>) -> Result<HttpResponse> {
-    Ok(HttpResponse::Created().json(svc::create(&s, &a, body.into_inner()).await?))
+async fn create(hub: HubData, a: Actor, body: web::Json<NewFirmware>) -> Result<HttpResponse> {
+    Ok(HttpResponse::Created().json(svc::create(&hub, &a, body.into_inner()).await?))
 }
 
-async fn get(s: State, a: Actor, id: Id) -> Result<HttpResponse> {
-    Ok(HttpResponse::Ok().json(svc::get(&s, &a, id.into_inner()).await?))
+async fn get(hub: HubData, a: Actor, id: Id) -> Result<HttpResponse> {
+    Ok(HttpResponse::Ok().json(svc::get(&hub, &a, id.into_inner()).await?))
 }
 
-async fn update(s: State, a: Actor, id: Id, body: web::Json<FirmwareUpdate>) -> Result<HttpResponse> {
-    Ok(HttpResponse::Ok().json(svc::update(&s, &a, id.into_inner(), body.into_inner()).await?))
+async fn update(hub: HubData, a: Actor, id: Id, body: web::Json<FirmwareUpdate>) -> Result<HttpResponse> {
+    Ok(HttpResponse::Ok().json(svc::update(&hub, &a, id.into_inner(), body.into_inner()).await?))
 }
 
-async fn delete(s: State, a: Actor, id: Id) -> Result<HttpResponse> {
-    svc::delete(&s, &a, id.into_inner()).await?;
+async fn delete(hub: HubData, a: Actor, id: Id) -> Result<HttpResponse> {
+    svc::delete(&hub, &a, id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 /// Upload the image as the raw request body (`?sha256=` to have it verified,
 /// `?filename=` for the name devices see). Streamed; never held in memory whole.
 async fn upload_image(
-    s: State,
+    hub: HubData,
     a: Actor,
     id: Id,
     req: HttpRequest,
@@ -64,23 +64,23 @@ async fn upload_image(
 ) -> Result<HttpResponse> {
     let length =
         req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    Ok(HttpResponse::Ok().json(svc::upload_image(&s, &a, id.into_inner(), q.into_inner(), length, body).await?))
+    Ok(HttpResponse::Ok().json(svc::upload_image(&hub, &a, id.into_inner(), q.into_inner(), length, body).await?))
 }
 
 /// The stored image, whole or one byte range.
-async fn download_image(s: State, a: Actor, id: Id, req: HttpRequest) -> Result<HttpResponse> {
-    let blob = svc::image(&s, &a, id.into_inner()).await?;
-    Ok(crate::http::download::respond(&req, &s.storage, &blob).await?.0)
+async fn download_image(hub: HubData, a: Actor, id: Id, req: HttpRequest) -> Result<HttpResponse> {
+    let blob = svc::image(&hub, &a, id.into_inner()).await?;
+    Ok(crate::http::download::respond(&req, &hub.storage, &blob).await?.0)
 }
 
 /// Push a released firmware to devices (by id/identity, channel or attributes): one
 /// session each, started at once; hawkBit devices see it as an action.
-async fn assign(s: State, a: Actor, id: Id, body: web::Json<AssignRequest>) -> Result<HttpResponse> {
+async fn assign(hub: HubData, a: Actor, id: Id, body: web::Json<AssignRequest>) -> Result<HttpResponse> {
     Ok(HttpResponse::Created()
-        .json(crate::service::assignments::assign(&s, &a, id.into_inner(), body.into_inner()).await?))
+        .json(crate::service::assignments::assign(&hub, &a, id.into_inner(), body.into_inner()).await?))
 }
 
 /// draft → released. Idempotent.
-async fn release(s: State, a: Actor, id: Id) -> Result<HttpResponse> {
-    Ok(HttpResponse::Ok().json(svc::release(&s, &a, id.into_inner()).await?))
+async fn release(hub: HubData, a: Actor, id: Id) -> Result<HttpResponse> {
+    Ok(HttpResponse::Ok().json(svc::release(&hub, &a, id.into_inner()).await?))
 }

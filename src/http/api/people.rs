@@ -5,11 +5,11 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::error::Result;
 use crate::http::pagination;
+use crate::service::Hub;
 use crate::service::people::{self as svc, GrantQuery, NewGrant, NewToken, NewUser, UserUpdate};
 use crate::service::{Actor, ListParams};
-use crate::state::AppState;
 
-type State = web::Data<AppState>;
+type HubData = web::Data<Hub>;
 type Id = web::Path<String>;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -32,66 +32,72 @@ fn user_ref(actor: &Actor, raw: String) -> String {
     if raw == "me" { actor.user_id.clone() } else { raw }
 }
 
-async fn list_users(s: State, a: Actor, r: HttpRequest, q: web::Query<ListParams>) -> Result<HttpResponse> {
-    Ok(pagination::respond(&s, &r, svc::list_users(&s, &a, q.into_inner()).await?))
+async fn list_users(hub: HubData, a: Actor, r: HttpRequest, q: web::Query<ListParams>) -> Result<HttpResponse> {
+    Ok(pagination::respond(&hub, &r, svc::list_users(&hub, &a, q.into_inner()).await?))
 }
 
-async fn create_user(s: State, a: Actor, body: web::Json<NewUser>) -> Result<HttpResponse> {
-    Ok(HttpResponse::Created().json(svc::create_user(&s, &a, body.into_inner()).await?))
+async fn create_user(hub: HubData, a: Actor, body: web::Json<NewUser>) -> Result<HttpResponse> {
+    Ok(HttpResponse::Created().json(svc::create_user(&hub, &a, body.into_inner()).await?))
 }
 
-async fn get_user(s: State, a: Actor, id: Id) -> Result<HttpResponse> {
+async fn get_user(hub: HubData, a: Actor, id: Id) -> Result<HttpResponse> {
     let id = user_ref(&a, id.into_inner());
-    Ok(HttpResponse::Ok().json(svc::get_user(&s, &a, id).await?))
+    Ok(HttpResponse::Ok().json(svc::get_user(&hub, &a, id).await?))
 }
 
-async fn update_user(s: State, a: Actor, id: Id, body: web::Json<UserUpdate>) -> Result<HttpResponse> {
+async fn update_user(hub: HubData, a: Actor, id: Id, body: web::Json<UserUpdate>) -> Result<HttpResponse> {
     let id = user_ref(&a, id.into_inner());
-    Ok(HttpResponse::Ok().json(svc::update_user(&s, &a, id, body.into_inner()).await?))
+    Ok(HttpResponse::Ok().json(svc::update_user(&hub, &a, id, body.into_inner()).await?))
 }
 
-async fn delete_user(s: State, a: Actor, id: Id) -> Result<HttpResponse> {
+async fn delete_user(hub: HubData, a: Actor, id: Id) -> Result<HttpResponse> {
     let id = user_ref(&a, id.into_inner());
-    svc::delete_user(&s, &a, id).await?;
+    svc::delete_user(&hub, &a, id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn list_tokens(s: State, a: Actor, r: HttpRequest, id: Id, q: web::Query<ListParams>) -> Result<HttpResponse> {
+async fn list_tokens(
+    hub: HubData,
+    a: Actor,
+    r: HttpRequest,
+    id: Id,
+    q: web::Query<ListParams>,
+) -> Result<HttpResponse> {
     let id = user_ref(&a, id.into_inner());
-    Ok(pagination::respond(&s, &r, svc::list_tokens(&s, &a, id, q.into_inner()).await?))
+    Ok(pagination::respond(&hub, &r, svc::list_tokens(&hub, &a, id, q.into_inner()).await?))
 }
 
 /// Create a token; the answer is the only time its secret is shown.
-async fn create_token(s: State, a: Actor, id: Id, body: web::Json<NewToken>) -> Result<HttpResponse> {
+async fn create_token(hub: HubData, a: Actor, id: Id, body: web::Json<NewToken>) -> Result<HttpResponse> {
     let id = user_ref(&a, id.into_inner());
-    Ok(HttpResponse::Created().json(svc::create_token(&s, &a, id, body.into_inner()).await?))
+    Ok(HttpResponse::Created().json(svc::create_token(&hub, &a, id, body.into_inner()).await?))
 }
 
-async fn get_token(s: State, a: Actor, path: web::Path<(String, String)>) -> Result<HttpResponse> {
+async fn get_token(hub: HubData, a: Actor, path: web::Path<(String, String)>) -> Result<HttpResponse> {
     let (user, token) = path.into_inner();
-    Ok(HttpResponse::Ok().json(svc::get_token(&s, &a, user_ref(&a, user), token).await?))
+    Ok(HttpResponse::Ok().json(svc::get_token(&hub, &a, user_ref(&a, user), token).await?))
 }
 
 /// Revoke a token: it stops working at once.
-async fn revoke_token(s: State, a: Actor, path: web::Path<(String, String)>) -> Result<HttpResponse> {
+async fn revoke_token(hub: HubData, a: Actor, path: web::Path<(String, String)>) -> Result<HttpResponse> {
     let (user, token) = path.into_inner();
-    svc::revoke_token(&s, &a, user_ref(&a, user), token).await?;
+    svc::revoke_token(&hub, &a, user_ref(&a, user), token).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn list_grants(s: State, a: Actor, r: HttpRequest, q: web::Query<GrantQuery>) -> Result<HttpResponse> {
-    Ok(pagination::respond(&s, &r, svc::list_grants(&s, &a, q.into_inner()).await?))
+async fn list_grants(hub: HubData, a: Actor, r: HttpRequest, q: web::Query<GrantQuery>) -> Result<HttpResponse> {
+    Ok(pagination::respond(&hub, &r, svc::list_grants(&hub, &a, q.into_inner()).await?))
 }
 
-async fn create_grant(s: State, a: Actor, body: web::Json<NewGrant>) -> Result<HttpResponse> {
-    Ok(HttpResponse::Created().json(svc::create_grant(&s, &a, body.into_inner()).await?))
+async fn create_grant(hub: HubData, a: Actor, body: web::Json<NewGrant>) -> Result<HttpResponse> {
+    Ok(HttpResponse::Created().json(svc::create_grant(&hub, &a, body.into_inner()).await?))
 }
 
-async fn get_grant(s: State, a: Actor, id: Id) -> Result<HttpResponse> {
-    Ok(HttpResponse::Ok().json(svc::get_grant(&s, &a, id.into_inner()).await?))
+async fn get_grant(hub: HubData, a: Actor, id: Id) -> Result<HttpResponse> {
+    Ok(HttpResponse::Ok().json(svc::get_grant(&hub, &a, id.into_inner()).await?))
 }
 
-async fn delete_grant(s: State, a: Actor, id: Id) -> Result<HttpResponse> {
-    svc::delete_grant(&s, &a, id.into_inner()).await?;
+async fn delete_grant(hub: HubData, a: Actor, id: Id) -> Result<HttpResponse> {
+    svc::delete_grant(&hub, &a, id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -7,11 +7,11 @@ use serde::Deserialize;
 use crate::error::Result;
 use crate::http::{auth, download, pagination};
 use crate::service::Actor;
+use crate::service::Hub;
 use crate::service::auth::Credentials;
 use crate::service::session::request::{self as svc, ConfirmRequest, DownloadAuth, SessionQuery, UpdateRequest};
-use crate::state::AppState;
 
-type State = web::Data<AppState>;
+type HubData = web::Data<Hub>;
 type Id = web::Path<String>;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -34,38 +34,38 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// Ask for a firmware update: answers a session in `ready` (an update is available) or
 /// `up_to_date`.
-async fn request(s: State, a: Actor, body: web::Json<UpdateRequest>) -> Result<HttpResponse> {
-    Ok(HttpResponse::Created().json(svc::request(&s, &a, body.into_inner()).await?))
+async fn request(hub: HubData, a: Actor, body: web::Json<UpdateRequest>) -> Result<HttpResponse> {
+    Ok(HttpResponse::Created().json(svc::request(&hub, &a, body.into_inner()).await?))
 }
 
 /// The session's current state (timers applied), with the payload once it exists.
-async fn get(s: State, c: Credentials, id: Id) -> Result<HttpResponse> {
-    Ok(HttpResponse::Ok().json(svc::get(&s, &c, id.into_inner()).await?))
+async fn get(hub: HubData, c: Credentials, id: Id) -> Result<HttpResponse> {
+    Ok(HttpResponse::Ok().json(svc::get(&hub, &c, id.into_inner()).await?))
 }
 
 /// `ready → queued`: start the delivery pipeline. Repeating it is harmless.
-async fn start(s: State, a: Actor, id: Id) -> Result<HttpResponse> {
-    Ok(HttpResponse::Ok().json(svc::start(&s, &a, id.into_inner()).await?))
+async fn start(hub: HubData, a: Actor, id: Id) -> Result<HttpResponse> {
+    Ok(HttpResponse::Ok().json(svc::start(&hub, &a, id.into_inner()).await?))
 }
 
 /// `created → success | fail`.
-async fn confirm(s: State, a: Actor, id: Id, body: web::Json<ConfirmRequest>) -> Result<HttpResponse> {
-    Ok(HttpResponse::Ok().json(svc::confirm(&s, &a, id.into_inner(), body.into_inner()).await?))
+async fn confirm(hub: HubData, a: Actor, id: Id, body: web::Json<ConfirmRequest>) -> Result<HttpResponse> {
+    Ok(HttpResponse::Ok().json(svc::confirm(&hub, &a, id.into_inner(), body.into_inner()).await?))
 }
 
 /// List sessions (readers of a product); filter by `state`, `device`, `model`, `expired`.
-async fn list(s: State, a: Actor, r: HttpRequest, q: web::Query<SessionQuery>) -> Result<HttpResponse> {
-    Ok(pagination::respond(&s, &r, svc::list(&s, &a, q.into_inner()).await?))
+async fn list(hub: HubData, a: Actor, r: HttpRequest, q: web::Query<SessionQuery>) -> Result<HttpResponse> {
+    Ok(pagination::respond(&hub, &r, svc::list(&hub, &a, q.into_inner()).await?))
 }
 
 /// Withdraw a session (an assigned one the device works on gets a cancel request it confirms).
-async fn cancel(s: State, a: Actor, id: Id) -> Result<HttpResponse> {
-    Ok(HttpResponse::Ok().json(crate::service::assignments::cancel(&s, &a, id.into_inner()).await?))
+async fn cancel(hub: HubData, a: Actor, id: Id) -> Result<HttpResponse> {
+    Ok(HttpResponse::Ok().json(crate::service::assignments::cancel(&hub, &a, id.into_inner()).await?))
 }
 
 /// What happened to a session, newest first.
-async fn events(s: State, a: Actor, id: Id) -> Result<HttpResponse> {
-    Ok(HttpResponse::Ok().json(svc::events(&s, &a, id.into_inner()).await?))
+async fn events(hub: HubData, a: Actor, id: Id) -> Result<HttpResponse> {
+    Ok(HttpResponse::Ok().json(svc::events(&hub, &a, id.into_inner()).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -75,7 +75,12 @@ struct LinkQuery {
 
 /// The deliverable, whole or one byte range. Authorised by the signed link in the payload,
 /// or by `Authorization: Token` of someone who may see the session.
-async fn download_deliverable(s: State, req: HttpRequest, id: Id, q: web::Query<LinkQuery>) -> Result<HttpResponse> {
+async fn download_deliverable(
+    hub: HubData,
+    req: HttpRequest,
+    id: Id,
+    q: web::Query<LinkQuery>,
+) -> Result<HttpResponse> {
     let auth = match auth::bearer(&req, &["Token", "Bearer"]) {
         Some(token) => DownloadAuth::Token(Credentials(token.to_owned())),
         None => match q.into_inner().token {
@@ -87,6 +92,6 @@ async fn download_deliverable(s: State, req: HttpRequest, id: Id, q: web::Query<
             }
         },
     };
-    let blob = svc::deliverable(&s, auth, id.into_inner()).await?;
-    Ok(download::respond(&req, &s.storage, &blob).await?.0)
+    let blob = svc::deliverable(&hub, auth, id.into_inner()).await?;
+    Ok(download::respond(&req, &hub.storage, &blob).await?.0)
 }

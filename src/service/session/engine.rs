@@ -12,9 +12,9 @@ use crate::domain::procedure::Timeouts;
 use crate::domain::session::{Event, Outcome, State, due_timeouts, transition};
 use crate::error::{Error, Result};
 use crate::pipeline::steps::StepConfig;
+use crate::service::Hub;
 use crate::service::jobs::{self, Job};
 use crate::service::outbox::{self, Notice};
-use crate::state::AppState;
 use crate::time;
 
 /// What transitions need to know about the job queue.
@@ -27,7 +27,7 @@ pub struct Limits {
 }
 
 impl Limits {
-    pub fn of(hub: &AppState) -> Limits {
+    pub fn of(hub: &Hub) -> Limits {
         Limits { queue_limit: hub.settings.queue_limit, pipeline_attempts: hub.settings.job_max_attempts }
     }
 }
@@ -204,7 +204,7 @@ const SWEEP_BATCH: i64 = 200;
 /// Applies the timers of due sessions (for sessions nobody reads); returns how many it
 /// looked at. Each session changes in its own transaction, so several instances sweeping at
 /// once are harmless.
-pub async fn sweep_due(hub: &AppState) -> Result<usize> {
+pub async fn sweep_due(hub: &Hub) -> Result<usize> {
     hub.db.run(|conn| sweep(conn, time::now(), SWEEP_BATCH)).await
 }
 

@@ -16,9 +16,9 @@ use crate::domain::selection::{self, Candidate, Target};
 use crate::domain::session::{Event, State};
 use crate::domain::version::FirmwareVersion;
 use crate::error::{Error, Result};
+use crate::service::Hub;
 use crate::service::auth::Credentials;
 use crate::service::{Actor, ListParams, Listing, resolve, twin};
-use crate::state::AppState;
 use crate::storage::Blob;
 use crate::time;
 
@@ -72,21 +72,20 @@ fn require_actionable(actor: &Actor, s: &Session) -> Result<()> {
 }
 
 /// The status poll: authentication and the read in one database round trip.
-pub async fn get(state: &AppState, credentials: &Credentials, id: String) -> Result<SessionView> {
+pub async fn get(hub: &Hub, credentials: &Credentials, id: String) -> Result<SessionView> {
     let credentials = credentials.clone();
-    let st = state.clone();
-    state
-        .db
+    let hub_c = hub.clone();
+    hub.db
         .run(move |conn| {
             let actor = credentials.authenticate_in(conn)?;
             let (s, creator) = engine::read_live(conn, &id)?;
             require_visible(&actor, &s)?;
-            view(&st, s, creator)
+            view(&hub_c, s, creator)
         })
         .await
 }
 
-pub async fn list(state: &AppState, actor: &Actor, query: SessionQuery) -> Result<Listing<HistoryEntry>> {
+pub async fn list(hub: &Hub, actor: &Actor, query: SessionQuery) -> Result<Listing<HistoryEntry>> {
     let page = query.list.page()?;
     let session_state = query.state.as_deref().map(str::parse::<State>).transpose()?;
     let expired = match query.expired.as_deref() {
@@ -98,9 +97,8 @@ pub async fn list(state: &AppState, actor: &Actor, query: SessionQuery) -> Resul
         }
     };
     let only = actor.products_allowing(Action::Read);
-    let st = state.clone();
-    state
-        .db
+    let hub_c = hub.clone();
+    hub.db
         .run(move |conn| {
             let device = query.device.as_deref().map(|d| find_device_ref(conn, d)).transpose()?;
             let model = query
@@ -116,8 +114,10 @@ pub async fn list(state: &AppState, actor: &Actor, query: SessionQuery) -> Resul
                 expired,
             };
             let (rows, total) = db::session::list(conn, &filter, page)?;
-            let items =
-                rows.into_iter().map(|(s, creator)| HistoryEntry::of(&st, s, creator)).collect::<Result<Vec<_>>>()?;
+            let items = rows
+                .into_iter()
+                .map(|(s, creator)| HistoryEntry::of(&hub_c, s, creator))
+                .collect::<Result<Vec<_>>>()?;
             Ok(Listing::new(items, total, page))
         })
         .await
@@ -133,27 +133,25 @@ fn find_device_ref(conn: &mut AnyConnection, raw: &str) -> Result<db::device::De
 
 /// A device's sessions, expired ones included: its update history.
 pub async fn device_history(
-    state: &AppState,
+    hub: &Hub,
     actor: &Actor,
     device: String,
     params: ListParams,
 ) -> Result<Listing<HistoryEntry>> {
     let d = {
         let device = device.clone();
-        state
-            .db
+        hub.db
             .run(move |conn| find_device_ref(conn, &device).map_err(|_| Error::not_found(format!("device {device:?}"))))
             .await?
     };
     actor.require_in(Action::Read, &d.product_id)?;
     let query = SessionQuery { device: Some(d.id), expired: Some("all".into()), list: params, ..Default::default() };
-    list(state, actor, query).await
+    list(hub, actor, query).await
 }
 
-pub async fn events(state: &AppState, actor: &Actor, id: String) -> Result<Vec<EventView>> {
+pub async fn events(hub: &Hub, actor: &Actor, id: String) -> Result<Vec<EventView>> {
     let actor = actor.clone();
-    state
-        .db
+    hub.db
         .run(move |conn| {
             let s = engine::find_any(conn, &id)?;
             require_visible(&actor, &s)?;
@@ -171,13 +169,12 @@ pub enum DownloadAuth {
 }
 
 /// The deliverable of a live session, if the caller may have it.
-pub async fn deliverable(state: &AppState, auth: DownloadAuth, id: String) -> Result<Blob> {
+pub async fn deliverable(hub: &Hub, auth: DownloadAuth, id: String) -> Result<Blob> {
     let claims = match &auth {
-        DownloadAuth::Link(token) => Some(state.links.verify(token)?),
+        DownloadAuth::Link(token) => Some(hub.links.verify(token)?),
         DownloadAuth::Token(_) => None,
     };
-    state
-        .db
+    hub.db
         .run(move |conn| {
             let actor = match &auth {
                 DownloadAuth::Token(credentials) => Some(credentials.authenticate_in(conn)?),
@@ -220,21 +217,21 @@ pub async fn deliverable(state: &AppState, auth: DownloadAuth, id: String) -> Re
         .await
 }
 
-pub async fn start(state: &AppState, actor: &Actor, id: String) -> Result<SessionView> {
+pub async fn start(hub: &Hub, actor: &Actor, id: String) -> Result<SessionView> {
     let actor = actor.clone();
-    let st = state.clone();
-    let limits = Limits::of(state);
-    let view = state
+    let hub_c = hub.clone();
+    let limits = Limits::of(hub);
+    let view = hub
         .db
         .run(move |conn| {
             let authorize = |s: &Session| require_actionable(&actor, s);
             let (s, creator) =
                 engine::act(conn, &limits, &id, Event::Start, authorize, || Details::because("started"))?;
-            view(&st, s, creator)
+            view(&hub_c, s, creator)
         })
         .await?;
     if view.state == State::Queued.as_str() {
-        state.jobs_ready.notify_waiters();
+        hub.jobs_ready.notify_waiters();
     }
     Ok(view)
 }
@@ -245,13 +242,12 @@ pub struct ConfirmRequest {
     pub success: bool,
 }
 
-pub async fn confirm(state: &AppState, actor: &Actor, id: String, input: ConfirmRequest) -> Result<SessionView> {
+pub async fn confirm(hub: &Hub, actor: &Actor, id: String, input: ConfirmRequest) -> Result<SessionView> {
     let actor = actor.clone();
-    let st = state.clone();
-    let limits = Limits::of(state);
+    let hub_c = hub.clone();
+    let limits = Limits::of(hub);
     let success = input.success;
-    state
-        .db
+    hub.db
         .run(move |conn| {
             let message =
                 if success { "the device confirmed the update" } else { "the device reported a failed update" };
@@ -261,14 +257,14 @@ pub async fn confirm(state: &AppState, actor: &Actor, id: String, input: Confirm
             if success && state_of(&s)? == State::Success {
                 twin::record_installed(conn, &s)?;
             }
-            view(&st, s, creator)
+            view(&hub_c, s, creator)
         })
         .await
 }
 
 // ---- request ---------------------------------------------------------------------------
 
-pub async fn request(state: &AppState, actor: &Actor, input: UpdateRequest) -> Result<SessionView> {
+pub async fn request(hub: &Hub, actor: &Actor, input: UpdateRequest) -> Result<SessionView> {
     if let Some(d) = &input.device_id {
         validate_device_id(d)?;
     }
@@ -283,15 +279,14 @@ pub async fn request(state: &AppState, actor: &Actor, input: UpdateRequest) -> R
         None => Target::Newest,
     };
     let actor = actor.clone();
-    let st = state.clone();
-    let defaults = state.settings.timeouts;
-    state
-        .db
+    let hub_c = hub.clone();
+    let defaults = hub.settings.timeouts;
+    hub.db
         .run(move |conn| {
             let (s, creator) = write_transaction_retrying(conn, |conn| {
                 open_session(conn, &actor, &input, current.as_ref(), &target, defaults)
             })?;
-            view(&st, s, creator)
+            view(&hub_c, s, creator)
         })
         .await
 }
@@ -380,7 +375,7 @@ fn open_session(
         })
         .collect::<Result<Vec<_>>>()?;
     let chosen = selection::choose(&candidates, current, drafts, target).and_then(|i| pool.get(i));
-    let state = if chosen.is_some() { State::Ready } else { State::UpToDate };
+    let initial = if chosen.is_some() { State::Ready } else { State::UpToDate };
 
     let session_id = uuid::Uuid::new_v4().to_string();
     let device = match &input.device_id {
@@ -401,7 +396,7 @@ fn open_session(
         conn,
         NewSession {
             id: session_id,
-            state,
+            state: initial,
             creator_id: actor.user_id.clone(),
             product_id: model.product_id.clone(),
             model_id: model.id.clone(),
@@ -421,8 +416,8 @@ fn open_session(
         Some(f) => format!("target {} (current {})", f.version, current.map_or("none".into(), ToString::to_string)),
         None => "no newer firmware: up to date".to_owned(),
     };
-    engine::log_event(conn, &row.id, now, "requested", None, Some(state), Some(message))?;
-    tracing::info!(session = %row.id, state = %state, model = %model.tid, channel = %channel.tid, "firmware update requested");
+    engine::log_event(conn, &row.id, now, "requested", None, Some(initial), Some(message))?;
+    tracing::info!(session = %row.id, state = %initial, model = %model.tid, channel = %channel.tid, "firmware update requested");
     Ok((row, actor.username.clone()))
 }
 

@@ -9,7 +9,7 @@ use super::engine::state_of;
 use crate::db::session::{Session, SessionEvent};
 use crate::domain::session::State;
 use crate::error::{Error, Result};
-use crate::state::AppState;
+use crate::service::Hub;
 use crate::time;
 
 /// A session as devices see it: exactly seed 003's fields, plus `payload` once there is
@@ -55,7 +55,7 @@ pub struct ActionView {
 }
 
 impl HistoryEntry {
-    pub fn of(hub: &AppState, s: Session, creator: String) -> Result<HistoryEntry> {
+    pub fn of(hub: &Hub, s: Session, creator: String) -> Result<HistoryEntry> {
         let expired = s.expired_at.is_some();
         let action = s.action_type.clone().map(|action_type| ActionView {
             id: s.number.to_string(),
@@ -85,7 +85,7 @@ impl From<SessionEvent> for EventView {
 }
 
 /// Builds the view; a deliverable gets a freshly signed download link.
-pub fn view(hub: &AppState, s: Session, creator: String) -> Result<SessionView> {
+pub fn view(hub: &Hub, s: Session, creator: String) -> Result<SessionView> {
     let st = state_of(&s)?;
     let payload = match (st, &s.payload) {
         (st, Some(stored)) if st.has_deliverable() => {

@@ -1,4 +1,4 @@
-//! What every door shares: the database, the object store, the settings, and the public
+//! The hub: what every door and worker shares: the database, the object store, the settings, and the public
 //! base URL for links. Cheap to clone; holds no state another instance would need.
 
 use std::sync::Arc;
@@ -6,14 +6,14 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 use url::Url;
 
+use super::links::LinkSigner;
+use super::outbox::Couriers;
 use crate::db::Db;
-use crate::service::links::LinkSigner;
-use crate::service::outbox::Couriers;
 use crate::settings::Settings;
 use crate::storage::Storage;
 
 #[derive(Clone)]
-pub struct AppState {
+pub struct Hub {
     pub db: Db,
     pub storage: Storage,
     pub settings: Arc<Settings>,
@@ -28,7 +28,7 @@ pub struct AppState {
     pub couriers: Couriers,
 }
 
-impl AppState {
+impl Hub {
     /// An absolute link to `path` (without a leading `/`) under the public URL.
     pub fn link(&self, path: &str) -> String {
         let mut base = self.public_url.as_str().to_owned();
