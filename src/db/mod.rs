@@ -32,8 +32,10 @@ pub use conn::{AnyConnection, Backend, Target, write_transaction, write_transact
 
 use crate::error::{Error, Result};
 
-const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
-const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+/// One tree of migrations for both backends: the SQL is written in the dialect both share
+/// (UUIDs and JSON as text, UTC timestamps), as `schema.rs` is one schema for both. A
+/// migration that ever needs a dialect of its own can branch on the backend in Rust.
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
 /// An arbitrary, fixed key for the PostgreSQL advisory lock that serialises migrations
 /// when several instances start at once.
@@ -93,13 +95,13 @@ impl Db {
                 // Two processes starting at once on a new file take turns: the whole run
                 // holds the write lock (each migration becomes a savepoint inside it).
                 write_transaction(&mut conn, |conn| match conn {
-                    AnyConnection::Sqlite(c) => run_migrations(c, SQLITE_MIGRATIONS),
+                    AnyConnection::Sqlite(c) => run_migrations(c, MIGRATIONS),
                     AnyConnection::Postgresql(_) => Ok(Vec::new()),
                 })?
             }
             AnyConnection::Postgresql(c) => {
                 c.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))?;
-                let result = run_migrations(c, POSTGRES_MIGRATIONS);
+                let result = run_migrations(c, MIGRATIONS);
                 c.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))?;
                 result?
             }

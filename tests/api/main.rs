@@ -13,6 +13,7 @@ mod downloads;
 mod firmware;
 mod health;
 mod integrity;
+mod migrations;
 mod outbox;
 mod people;
 mod process;
