@@ -135,6 +135,31 @@ fn product_view(p: db::product::Product) -> ProductView {
 /// hawkBit's own default polling interval is 5 minutes.
 const DEFAULT_POLLING_SECS: i32 = 300;
 
+/// The handle hawkBit devices use as their tenant when they have none of their own; it means
+/// the configured default product (`DEVICEHUB_DDI_DEFAULT_PRODUCT`), so no product may take it.
+const RESERVED_PRODUCT_HANDLE: &str = "default";
+
+/// A product handle is a hawkBit tenant, and tenants match ignoring case: it must differ from
+/// every other product's handle ignoring case, and must not be `default` (the unique index on
+/// `lower(tid)` backs this up against a concurrent writer). `except`: the product being renamed.
+fn check_product_handle(conn: &mut AnyConnection, tid: &str, except: Option<&str>) -> Result<()> {
+    if tid.eq_ignore_ascii_case(RESERVED_PRODUCT_HANDLE) {
+        return Err(Error::conflict(
+            "reserved_handle",
+            format!("tid: {tid:?} is reserved (hawkBit's DEFAULT tenant names the default product)"),
+        ));
+    }
+    if let Some(other) = db::product::find_by_tid_ignoring_case(conn, tid)?
+        && Some(other.id.as_str()) != except
+    {
+        return Err(Error::conflict(
+            "already_exists",
+            format!("a product with tid {:?} already exists (handles are unique ignoring case)", other.tid),
+        ));
+    }
+    Ok(())
+}
+
 pub async fn create_product(state: &AppState, actor: &Actor, input: NewHandle) -> Result<ProductView> {
     actor.require(Action::Manage, Scope::Global)?;
     validate_tid("tid", &input.tid)?;
@@ -142,6 +167,7 @@ pub async fn create_product(state: &AppState, actor: &Actor, input: NewHandle) -
     state
         .db
         .run(move |conn| {
+            check_product_handle(conn, &input.tid, None)?;
             let now = time::now();
             let row = db::product::Product {
                 id: new_id(),
@@ -201,6 +227,9 @@ pub async fn update_product(state: &AppState, actor: &Actor, id: String, input: 
         .run(move |conn| {
             let p = find_path(conn, "product", &id, db::product::find_by_ref)?;
             actor.require_in(Action::Manage, &p.id)?;
+            if let Some(tid) = &input.tid {
+                check_product_handle(conn, tid, Some(&p.id))?;
+            }
             let changes = db::product::ProductChanges {
                 tid: input.tid.clone(),
                 name: input.name,

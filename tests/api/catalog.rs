@@ -11,6 +11,7 @@ crate::on_both_backends!(
     delivery_methods_and_procedures,
     lists_paginate_and_filter,
     bad_bodies_get_json_errors,
+    product_handles_that_clash_in_case_are_renamed_by_the_migration,
 );
 
 async fn products_crud_and_validation(backend: Backend) {
@@ -220,4 +221,45 @@ async fn bad_bodies_get_json_errors(backend: Backend) {
     app.get("/api/v1/no-such-thing").await.expect_error(404, "not_found");
     // nothing was created by any of the above
     assert_eq!(app.get("/api/v1/products").await.body["count"], 0);
+}
+
+/// Runs SQL on the test's database directly (what the API would refuse).
+fn raw_sql(app: &TestApp, sql: &str) -> diesel::QueryResult<()> {
+    use diesel::Connection;
+    use diesel::connection::SimpleConnection;
+    match app.env.backend {
+        Backend::Sqlite => {
+            let path = app.env.database_url.trim_start_matches("sqlite://");
+            diesel::SqliteConnection::establish(path).unwrap().batch_execute(sql)
+        }
+        Backend::Postgres => diesel::PgConnection::establish(&app.env.database_url).unwrap().batch_execute(sql),
+    }
+}
+
+/// Issue 9, defect 3: the migration that makes product handles unique ignoring case keeps
+/// the oldest of a clashing set and renames the others; afterwards the index refuses clashes.
+async fn product_handles_that_clash_in_case_are_renamed_by_the_migration(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let old = app.post("/api/v1/products", json!({"tid": "Fleet", "name": "old"})).await.expect(201).id();
+    let up = match backend {
+        Backend::Sqlite => include_str!("../../migrations/sqlite/2026-11-25-000004_product_handles_ignore_case/up.sql"),
+        Backend::Postgres => {
+            include_str!("../../migrations/postgres/2026-11-25-000004_product_handles_ignore_case/up.sql")
+        }
+    };
+    // as before the migration: two handles that differ only in case
+    raw_sql(&app, "DROP INDEX products_tid_lower").unwrap();
+    raw_sql(
+        &app,
+        "INSERT INTO products (id, tid, name, created_at, updated_at) \
+         VALUES ('0badc0de-0000-4000-8000-000000000000', 'FLEET', 'new', '2099-01-01 00:00:00', '2099-01-01 00:00:00')",
+    )
+    .unwrap();
+    raw_sql(&app, up).unwrap();
+    assert_eq!(app.get("/api/v1/products/Fleet").await.expect(200).id(), old);
+    let renamed = app.get("/api/v1/products/0badc0de-0000-4000-8000-000000000000").await.expect(200);
+    assert_eq!(renamed.body["tid"], "FLEET-0badc0de");
+    let clash = "INSERT INTO products (id, tid, name, created_at, updated_at) \
+                 VALUES ('x', 'fleet', 'x', '2099-01-01 00:00:00', '2099-01-01 00:00:00')";
+    assert!(raw_sql(&app, clash).is_err(), "the index refuses handles that differ only in case");
 }

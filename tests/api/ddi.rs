@@ -19,6 +19,7 @@ crate::on_both_backends!(
     action_types_and_maintenance_windows,
     assignments_pick_devices_by_attributes_and_obey_the_queue_limit,
     refused_cancel_installed_base_and_the_gateway_switch,
+    a_product_admin_cannot_take_another_products_tenant,
 );
 
 const IMAGE_LEN: usize = 300 * 1024 + 17;
@@ -762,4 +763,43 @@ async fn refused_cancel_installed_base_and_the_gateway_switch(backend: Backend) 
         ddi(&app, Method::GET, "dev-11", &format!("/installedBase/{action}"), Some(&auth), None).await.status,
         404
     );
+}
+
+/// Issue 9, defect 3: tenants are product handles matched ignoring case, and `DEFAULT` is
+/// the configured default product, so no product may take `default` or another's handle
+/// in another case.
+async fn a_product_admin_cannot_take_another_products_tenant(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |s| s.ddi_default_product = Some("B".into())).await;
+    let a = app.post("/api/v1/products", json!({"tid": "A", "name": "a"})).await.expect(201).id();
+    app.post("/api/v1/products", json!({"tid": "B", "name": "b"})).await.expect(201);
+    let r = app.post("/api/v1/devices", json!({"device_id": "b-1", "product": "B"})).await.expect(201);
+    let auth = format!("TargetToken {}", r.body["target_token"].as_str().unwrap());
+    let admin_of_a = app.user_with_role("a-admin", Some("admin"), Some(&a)).await;
+    let polls = |tenant: &'static str| {
+        let req = app.client.get(app.url(&format!("/{tenant}/controller/v1/b-1"))).header("Authorization", &auth);
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    for tenant in ["B", "b", "DEFAULT", "default"] {
+        assert_eq!(polls(tenant).await, 200, "{tenant} before");
+    }
+
+    let path = format!("/api/v1/products/{a}");
+    let rename = |tid: &str| app.call(Method::PATCH, &path, Some(&admin_of_a), Some(json!({"tid": tid})));
+    // `default` in any case is reserved, on create and on rename
+    for tid in ["default", "DEFAULT", "Default"] {
+        rename(tid).await.expect_error(409, "reserved_handle");
+        app.post("/api/v1/products", json!({"tid": tid, "name": "x"})).await.expect_error(409, "reserved_handle");
+    }
+    // handles are unique ignoring case
+    for tid in ["b", "B"] {
+        rename(tid).await.expect_error(409, "already_exists");
+    }
+    app.post("/api/v1/products", json!({"tid": "a", "name": "x"})).await.expect_error(409, "already_exists");
+    // a product may change the case of its own handle
+    assert_eq!(rename("a").await.expect(200).body["tid"], "a");
+
+    for tenant in ["B", "b", "DEFAULT", "default"] {
+        assert_eq!(polls(tenant).await, 200, "{tenant} after");
+    }
+    assert_eq!(app.get("/api/v1/products/B").await.expect(200).body["tid"], "B");
 }
