@@ -7,6 +7,7 @@ pub mod ddi;
 pub mod download;
 pub mod errors;
 pub mod health;
+pub mod input;
 pub mod pages;
 pub mod pagination;
 pub mod range;
@@ -34,6 +35,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
         .service(
             web::scope("/api/v1")
                 .wrap(ErrorHandlers::new().handler(StatusCode::METHOD_NOT_ALLOWED, errors::method_not_allowed))
+                .wrap_fn(input::refuse_nul_in_uri)
                 .configure(api::configure)
                 .default_service(web::to(errors::not_found)),
         )

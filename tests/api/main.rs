@@ -12,6 +12,7 @@ mod devices;
 mod downloads;
 mod firmware;
 mod health;
+mod nul;
 mod people;
 mod process;
 mod sessions;

@@ -4,6 +4,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::db::{channel::Channel, model::Model};
 use crate::error::Result;
+use crate::http::input::Json;
 use crate::http::pagination;
 use crate::service::catalog::{
     self as svc, HandleUpdate, NewHandle, NewProcedure, NewScoped, ProcedureQuery, ProcedureUpdate, ProductScoped,
@@ -47,7 +48,7 @@ async fn list_products(s: State, a: Actor, r: HttpRequest, q: web::Query<ListPar
 }
 
 /// Create a product (global admins).
-async fn create_product(s: State, a: Actor, body: web::Json<NewHandle>) -> Result<HttpResponse> {
+async fn create_product(s: State, a: Actor, body: Json<NewHandle>) -> Result<HttpResponse> {
     Ok(HttpResponse::Created().json(svc::create_product(&s, &a, body.into_inner()).await?))
 }
 
@@ -55,7 +56,7 @@ async fn get_product(s: State, a: Actor, id: Id) -> Result<HttpResponse> {
     Ok(HttpResponse::Ok().json(svc::get_product(&s, &a, id.into_inner()).await?))
 }
 
-async fn update_product(s: State, a: Actor, id: Id, body: web::Json<ProductUpdate>) -> Result<HttpResponse> {
+async fn update_product(s: State, a: Actor, id: Id, body: Json<ProductUpdate>) -> Result<HttpResponse> {
     Ok(HttpResponse::Ok().json(svc::update_product(&s, &a, id.into_inner(), body.into_inner()).await?))
 }
 
@@ -85,7 +86,7 @@ async fn list_scoped<T: ProductScoped>(
     Ok(pagination::respond(&s, &r, svc::list_scoped::<T>(&s, &a, q.into_inner()).await?))
 }
 
-async fn create_scoped<T: ProductScoped>(s: State, a: Actor, body: web::Json<NewScoped>) -> Result<HttpResponse> {
+async fn create_scoped<T: ProductScoped>(s: State, a: Actor, body: Json<NewScoped>) -> Result<HttpResponse> {
     Ok(HttpResponse::Created().json(svc::create_scoped::<T>(&s, &a, body.into_inner()).await?))
 }
 
@@ -93,12 +94,7 @@ async fn get_scoped<T: ProductScoped>(s: State, a: Actor, id: Id) -> Result<Http
     Ok(HttpResponse::Ok().json(svc::get_scoped::<T>(&s, &a, id.into_inner()).await?))
 }
 
-async fn update_scoped<T: ProductScoped>(
-    s: State,
-    a: Actor,
-    id: Id,
-    body: web::Json<HandleUpdate>,
-) -> Result<HttpResponse> {
+async fn update_scoped<T: ProductScoped>(s: State, a: Actor, id: Id, body: Json<HandleUpdate>) -> Result<HttpResponse> {
     Ok(HttpResponse::Ok().json(svc::update_scoped::<T>(&s, &a, id.into_inner(), body.into_inner()).await?))
 }
 
@@ -113,7 +109,7 @@ async fn list_methods(s: State, a: Actor, r: HttpRequest, q: web::Query<ListPara
     Ok(pagination::respond(&s, &r, svc::list_methods(&s, &a, q.into_inner()).await?))
 }
 
-async fn create_method(s: State, a: Actor, body: web::Json<NewHandle>) -> Result<HttpResponse> {
+async fn create_method(s: State, a: Actor, body: Json<NewHandle>) -> Result<HttpResponse> {
     Ok(HttpResponse::Created().json(svc::create_method(&s, &a, body.into_inner()).await?))
 }
 
@@ -121,7 +117,7 @@ async fn get_method(s: State, a: Actor, id: Id) -> Result<HttpResponse> {
     Ok(HttpResponse::Ok().json(svc::get_method(&s, &a, id.into_inner()).await?))
 }
 
-async fn update_method(s: State, a: Actor, id: Id, body: web::Json<HandleUpdate>) -> Result<HttpResponse> {
+async fn update_method(s: State, a: Actor, id: Id, body: Json<HandleUpdate>) -> Result<HttpResponse> {
     Ok(HttpResponse::Ok().json(svc::update_method(&s, &a, id.into_inner(), body.into_inner()).await?))
 }
 
@@ -136,7 +132,7 @@ async fn list_procedures(s: State, a: Actor, r: HttpRequest, q: web::Query<Proce
     Ok(pagination::respond(&s, &r, svc::list_procedures(&s, &a, q.into_inner()).await?))
 }
 
-async fn create_procedure(s: State, a: Actor, body: web::Json<NewProcedure>) -> Result<HttpResponse> {
+async fn create_procedure(s: State, a: Actor, body: Json<NewProcedure>) -> Result<HttpResponse> {
     Ok(HttpResponse::Created().json(svc::create_procedure(&s, &a, body.into_inner()).await?))
 }
 
@@ -144,7 +140,7 @@ async fn get_procedure(s: State, a: Actor, id: Id) -> Result<HttpResponse> {
     Ok(HttpResponse::Ok().json(svc::get_procedure(&s, &a, id.into_inner()).await?))
 }
 
-async fn update_procedure(s: State, a: Actor, id: Id, body: web::Json<ProcedureUpdate>) -> Result<HttpResponse> {
+async fn update_procedure(s: State, a: Actor, id: Id, body: Json<ProcedureUpdate>) -> Result<HttpResponse> {
     Ok(HttpResponse::Ok().json(svc::update_procedure(&s, &a, id.into_inner(), body.into_inner()).await?))
 }
 

@@ -3,6 +3,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::error::Result;
+use crate::http::input::Json;
 use crate::http::pagination;
 use crate::service::devices::{self as svc, DeviceQuery, DeviceUpdate, NewDevice};
 use crate::service::{Actor, ListParams};
@@ -26,7 +27,7 @@ async fn list(s: State, a: Actor, r: HttpRequest, q: web::Query<DeviceQuery>) ->
     Ok(pagination::respond(&s, &r, svc::list(&s, &a, q.into_inner()).await?))
 }
 
-async fn create(s: State, a: Actor, body: web::Json<NewDevice>) -> Result<HttpResponse> {
+async fn create(s: State, a: Actor, body: Json<NewDevice>) -> Result<HttpResponse> {
     Ok(HttpResponse::Created().json(svc::create(&s, &a, body.into_inner()).await?))
 }
 
@@ -34,7 +35,7 @@ async fn get(s: State, a: Actor, id: Id) -> Result<HttpResponse> {
     Ok(HttpResponse::Ok().json(svc::get(&s, &a, id.into_inner()).await?))
 }
 
-async fn update(s: State, a: Actor, id: Id, body: web::Json<DeviceUpdate>) -> Result<HttpResponse> {
+async fn update(s: State, a: Actor, id: Id, body: Json<DeviceUpdate>) -> Result<HttpResponse> {
     Ok(HttpResponse::Ok().json(svc::update(&s, &a, id.into_inner(), body.into_inner()).await?))
 }
 

@@ -4,6 +4,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::error::Result;
+use crate::http::input::Json;
 use crate::http::pagination;
 use crate::service::Actor;
 use crate::service::assignments::AssignRequest;
@@ -35,7 +36,7 @@ async fn list(s: State, a: Actor, r: HttpRequest, q: web::Query<FirmwareQuery>) 
 }
 
 /// Create a draft firmware for a model.
-async fn create(s: State, a: Actor, body: web::Json<NewFirmware>) -> Result<HttpResponse> {
+async fn create(s: State, a: Actor, body: Json<NewFirmware>) -> Result<HttpResponse> {
     Ok(HttpResponse::Created().json(svc::create(&s, &a, body.into_inner()).await?))
 }
 
@@ -43,7 +44,7 @@ async fn get(s: State, a: Actor, id: Id) -> Result<HttpResponse> {
     Ok(HttpResponse::Ok().json(svc::get(&s, &a, id.into_inner()).await?))
 }
 
-async fn update(s: State, a: Actor, id: Id, body: web::Json<FirmwareUpdate>) -> Result<HttpResponse> {
+async fn update(s: State, a: Actor, id: Id, body: Json<FirmwareUpdate>) -> Result<HttpResponse> {
     Ok(HttpResponse::Ok().json(svc::update(&s, &a, id.into_inner(), body.into_inner()).await?))
 }
 
@@ -75,7 +76,7 @@ async fn download_image(s: State, a: Actor, id: Id, req: HttpRequest) -> Result<
 
 /// Push a released firmware to devices (by id/identity, channel or attributes): one
 /// session each, started at once; hawkBit devices see it as an action.
-async fn assign(s: State, a: Actor, id: Id, body: web::Json<AssignRequest>) -> Result<HttpResponse> {
+async fn assign(s: State, a: Actor, id: Id, body: Json<AssignRequest>) -> Result<HttpResponse> {
     Ok(HttpResponse::Created()
         .json(crate::service::assignments::assign(&s, &a, id.into_inner(), body.into_inner()).await?))
 }

@@ -4,6 +4,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::error::Result;
+use crate::http::input::Json;
 use crate::http::pagination;
 use crate::service::people::{self as svc, GrantQuery, NewGrant, NewToken, NewUser, UserUpdate};
 use crate::service::{Actor, ListParams};
@@ -36,7 +37,7 @@ async fn list_users(s: State, a: Actor, r: HttpRequest, q: web::Query<ListParams
     Ok(pagination::respond(&s, &r, svc::list_users(&s, &a, q.into_inner()).await?))
 }
 
-async fn create_user(s: State, a: Actor, body: web::Json<NewUser>) -> Result<HttpResponse> {
+async fn create_user(s: State, a: Actor, body: Json<NewUser>) -> Result<HttpResponse> {
     Ok(HttpResponse::Created().json(svc::create_user(&s, &a, body.into_inner()).await?))
 }
 
@@ -45,7 +46,7 @@ async fn get_user(s: State, a: Actor, id: Id) -> Result<HttpResponse> {
     Ok(HttpResponse::Ok().json(svc::get_user(&s, &a, id).await?))
 }
 
-async fn update_user(s: State, a: Actor, id: Id, body: web::Json<UserUpdate>) -> Result<HttpResponse> {
+async fn update_user(s: State, a: Actor, id: Id, body: Json<UserUpdate>) -> Result<HttpResponse> {
     let id = user_ref(&a, id.into_inner());
     Ok(HttpResponse::Ok().json(svc::update_user(&s, &a, id, body.into_inner()).await?))
 }
@@ -62,7 +63,7 @@ async fn list_tokens(s: State, a: Actor, r: HttpRequest, id: Id, q: web::Query<L
 }
 
 /// Create a token; the answer is the only time its secret is shown.
-async fn create_token(s: State, a: Actor, id: Id, body: web::Json<NewToken>) -> Result<HttpResponse> {
+async fn create_token(s: State, a: Actor, id: Id, body: Json<NewToken>) -> Result<HttpResponse> {
     let id = user_ref(&a, id.into_inner());
     Ok(HttpResponse::Created().json(svc::create_token(&s, &a, id, body.into_inner()).await?))
 }
@@ -83,7 +84,7 @@ async fn list_grants(s: State, a: Actor, r: HttpRequest, q: web::Query<GrantQuer
     Ok(pagination::respond(&s, &r, svc::list_grants(&s, &a, q.into_inner()).await?))
 }
 
-async fn create_grant(s: State, a: Actor, body: web::Json<NewGrant>) -> Result<HttpResponse> {
+async fn create_grant(s: State, a: Actor, body: Json<NewGrant>) -> Result<HttpResponse> {
     Ok(HttpResponse::Created().json(svc::create_grant(&s, &a, body.into_inner()).await?))
 }
 

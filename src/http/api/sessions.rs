@@ -5,6 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
 use crate::error::Result;
+use crate::http::input::Json;
 use crate::http::{auth, download, pagination};
 use crate::service::Actor;
 use crate::service::auth::Credentials;
@@ -34,7 +35,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// Ask for a firmware update: answers a session in `ready` (an update is available) or
 /// `up_to_date`.
-async fn request(s: State, a: Actor, body: web::Json<UpdateRequest>) -> Result<HttpResponse> {
+async fn request(s: State, a: Actor, body: Json<UpdateRequest>) -> Result<HttpResponse> {
     Ok(HttpResponse::Created().json(svc::request(&s, &a, body.into_inner()).await?))
 }
 
@@ -49,7 +50,7 @@ async fn start(s: State, a: Actor, id: Id) -> Result<HttpResponse> {
 }
 
 /// `created → success | fail`.
-async fn confirm(s: State, a: Actor, id: Id, body: web::Json<ConfirmRequest>) -> Result<HttpResponse> {
+async fn confirm(s: State, a: Actor, id: Id, body: Json<ConfirmRequest>) -> Result<HttpResponse> {
     Ok(HttpResponse::Ok().json(svc::confirm(&s, &a, id.into_inner(), body.into_inner()).await?))
 }
 
