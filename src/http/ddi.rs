@@ -139,12 +139,24 @@ fn media_type(req: &HttpRequest) -> Result<Media> {
     }
 }
 
-/// Reads a request body of at most [`JSON_LIMIT`](super::JSON_LIMIT) bytes.
-async fn read_body(payload: web::Payload) -> Result<web::Bytes> {
-    match payload.to_bytes_limited(super::JSON_LIMIT).await {
-        Ok(Ok(bytes)) => Ok(bytes),
-        Ok(Err(e)) => Err(Error::bad_request("invalid_body", format!("the body could not be read: {e}")).into()),
-        Err(_) => Err(Error::PayloadTooLarge(format!("DDI bodies are at most {} bytes", super::JSON_LIMIT)).into()),
+/// The body of a DDI request, read only once its credentials hold: they are checked from the
+/// headers first (as the admin API's extractors do), so a caller without valid credentials
+/// is answered 401 at once and cannot hold a connection open by trickling a body. The body
+/// itself is at most [`JSON_LIMIT`](super::JSON_LIMIT) bytes and must arrive within
+/// `ddi_body_timeout_secs` (408 after).
+async fn authenticated_body(state: &State, req: &HttpRequest, payload: web::Payload) -> Result<web::Bytes> {
+    let (st, at, auth) = (state.clone(), address(req), credentials(req));
+    state.db.run(move |conn| svc::authenticate(conn, &st, &at, &auth, false).map(drop)).await?;
+    let limit = std::time::Duration::from_secs(state.settings.ddi_body_timeout_secs);
+    match tokio::time::timeout(limit, payload.to_bytes_limited(super::JSON_LIMIT)).await {
+        Ok(Ok(Ok(bytes))) => Ok(bytes),
+        Ok(Ok(Err(e))) => Err(Error::bad_request("invalid_body", format!("the body could not be read: {e}")).into()),
+        Ok(Err(_)) => Err(Error::PayloadTooLarge(format!("DDI bodies are at most {} bytes", super::JSON_LIMIT)).into()),
+        Err(_) => Err(Error::RequestTimeout(format!(
+            "the body did not arrive within {} s (ddi_body_timeout_secs)",
+            limit.as_secs()
+        ))
+        .into()),
     }
 }
 
@@ -288,7 +300,7 @@ async fn poll(state: State, req: HttpRequest) -> Result<HttpResponse> {
 }
 
 async fn config_data(state: State, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse> {
-    let data = json_body(&req, &read_body(payload).await?)?;
+    let data = json_body(&req, &authenticated_body(&state, &req, payload).await?)?;
     svc::config_data(&state, address(&req), credentials(&req), data).await?;
     Ok(HttpResponse::Ok().finish())
 }
@@ -302,7 +314,7 @@ async fn deployment_base(state: State, req: HttpRequest, q: web::Query<HistoryQu
 }
 
 async fn deployment_feedback(state: State, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse> {
-    let feedback = json_body(&req, &read_body(payload).await?)?;
+    let feedback = json_body(&req, &authenticated_body(&state, &req, payload).await?)?;
     svc::deployment_feedback_for(&state, address(&req), credentials(&req), param(&req, "action"), feedback).await?;
     Ok(HttpResponse::Ok().finish())
 }
@@ -314,7 +326,7 @@ async fn cancel_action(state: State, req: HttpRequest) -> Result<HttpResponse> {
 }
 
 async fn cancel_feedback(state: State, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse> {
-    let feedback = json_body(&req, &read_body(payload).await?)?;
+    let feedback = json_body(&req, &authenticated_body(&state, &req, payload).await?)?;
     svc::cancel_feedback_for(&state, address(&req), credentials(&req), param(&req, "action"), feedback).await?;
     Ok(HttpResponse::Ok().finish())
 }
@@ -328,7 +340,7 @@ async fn installed_base(state: State, req: HttpRequest, q: web::Query<HistoryQue
 }
 
 async fn report_installed(state: State, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse> {
-    let report = json_body(&req, &read_body(payload).await?)?;
+    let report = json_body(&req, &authenticated_body(&state, &req, payload).await?)?;
     let changed = svc::report_installed(&state, address(&req), credentials(&req), report).await?;
     Ok(if changed { HttpResponse::Created().finish() } else { HttpResponse::Ok().finish() })
 }
@@ -379,13 +391,13 @@ async fn confirmation_action(state: State, req: HttpRequest, q: web::Query<Histo
 }
 
 async fn confirmation_feedback(state: State, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse> {
-    let consent = json_body(&req, &read_body(payload).await?)?;
+    let consent = json_body(&req, &authenticated_body(&state, &req, payload).await?)?;
     svc::consent(&state, address(&req), credentials(&req), param(&req, "action"), consent).await?;
     Ok(HttpResponse::Ok().finish())
 }
 
 async fn activate_auto_confirm(state: State, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse> {
-    let body = read_body(payload).await?;
+    let body = authenticated_body(&state, &req, payload).await?;
     let input = if body.is_empty() { svc::ActivateAutoConfirm::default() } else { json_body(&req, &body)? };
     svc::activate_auto_confirm(&state, address(&req), credentials(&req), input).await?;
     Ok(HttpResponse::Ok().finish())
