@@ -98,6 +98,9 @@ fn number_or_string<'de, D: Deserializer<'de>>(de: D) -> std::result::Result<Opt
 
 pub const DEFAULT_PAGE_SIZE: i64 = 50;
 pub const MAX_PAGE_SIZE: i64 = 1000;
+/// The largest `offset` a list accepts (far past any real list, far from overflowing when a
+/// page's links add or subtract a limit).
+pub const MAX_OFFSET: i64 = 1_000_000_000;
 
 impl ListParams {
     pub fn page(&self) -> Result<Page> {
@@ -106,8 +109,8 @@ impl ListParams {
         if !(1..=MAX_PAGE_SIZE).contains(&limit) {
             return Err(Error::bad_request("invalid_query", format!("limit must be 1 to {MAX_PAGE_SIZE}")));
         }
-        if offset < 0 {
-            return Err(Error::bad_request("invalid_query", "offset must not be negative"));
+        if !(0..=MAX_OFFSET).contains(&offset) {
+            return Err(Error::bad_request("invalid_query", format!("offset must be 0 to {MAX_OFFSET}")));
         }
         Ok(Page { limit, offset })
     }
