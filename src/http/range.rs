@@ -22,6 +22,12 @@ pub enum RangeError {
     Unsatisfiable,
 }
 
+/// The longest `Range` header that is parsed. One range is at most ~50 bytes
+/// (`bytes=<20 digits>-<20 digits>`); a longer header is answered without being parsed: with
+/// a comma it asks for several ranges ([`RangeError::Multiple`]), without one it is
+/// [`RangeError::Malformed`].
+pub const MAX_RANGE_HEADER_LEN: usize = 1024;
+
 pub fn plan(range: Option<&str>, if_range: Option<&str>, etag: &str, size: u64) -> Result<Plan, RangeError> {
     let Some(range) = range else { return Ok(Plan::Full) };
     // §13.1.5: a Range is honoured only if If-Range (when sent) matches the current entity
@@ -31,7 +37,19 @@ pub fn plan(range: Option<&str>, if_range: Option<&str>, etag: &str, size: u64) 
     {
         return Ok(Plan::Full);
     }
-    let parsed = http_range_header::parse_range_header(range.trim()).map_err(|_| RangeError::Malformed)?;
+    let range = range.trim();
+    if range.len() > MAX_RANGE_HEADER_LEN {
+        return Err(if range.contains(',') { RangeError::Multiple } else { RangeError::Malformed });
+    }
+    // A header within the bound holds fewer ranges than this, so however many it asks for,
+    // the parser counts them all (its default gives up after 100) and the answer is Multiple.
+    const ALL: std::num::NonZeroUsize = std::num::NonZeroUsize::MIN.saturating_add(MAX_RANGE_HEADER_LEN);
+    use http_range_header::{RangeRejected, RangeUnsatisfiableError as E};
+    let parsed = match http_range_header::parse_range_header_with_max_ranges(range, ALL) {
+        Ok(parsed) => parsed,
+        Err(E::Rejected(RangeRejected::TooMany)) => return Err(RangeError::Multiple),
+        Err(_) => return Err(RangeError::Malformed),
+    };
     use http_range_header::SyntacticallyCorrectRange as R;
     let [only] = parsed.into_ranges()[..] else { return Err(RangeError::Multiple) };
     let last = size.checked_sub(1).ok_or(RangeError::Unsatisfiable)?;
@@ -41,6 +59,18 @@ pub fn plan(range: Option<&str>, if_range: Option<&str>, etag: &str, size: u64) 
         // a suffix longer than the object means all of it (§14.1.2)
         R::FromLast(n) if n > 0 => Ok(Plan::Partial { start: size.saturating_sub(n), end: last }),
         _ => Err(RangeError::Unsatisfiable),
+    }
+}
+
+impl Plan {
+    /// What the plan serves of an object of `size` bytes: the byte window, and for a partial
+    /// answer its `Content-Range` (`bytes 0-1/TOTAL` for `bytes=0-1`). The download code sends
+    /// exactly this, so the property tests below check it against a byte vector.
+    pub fn window(self, size: u64) -> (std::ops::Range<u64>, Option<String>) {
+        match self {
+            Plan::Full => (0..size, None),
+            Plan::Partial { start, end } => (start..end.saturating_add(1), Some(format!("bytes {start}-{end}/{size}"))),
+        }
     }
 }
 
@@ -77,6 +107,13 @@ mod tests {
         }
         assert_eq!(p("bytes=0-1,5-6", 100), Err(RangeError::Multiple));
         assert_eq!(p("bytes=0-1, 2-3, 4-5", 100), Err(RangeError::Multiple));
+        // however many (the parser's own limit is 100), and past the header bound too
+        for n in [10, 11, 100, 101, 300, 5000] {
+            let many = (0..n).map(|i| format!("{i}-{i}")).collect::<Vec<_>>().join(",");
+            assert_eq!(p(&format!("bytes={many}"), 100), Err(RangeError::Multiple), "{n} ranges");
+        }
+        let padded = format!("bytes={}0-1", " ".repeat(MAX_RANGE_HEADER_LEN));
+        assert_eq!(p(&padded, 100), Err(RangeError::Malformed));
     }
 
     #[test]
