@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::sessions::{self, Applied, Assignment, Details, HistoryEntry, JobSettings, NewSession, SessionView};
-use super::{Actor, resolve};
+use super::{Actor, resolve_if};
 use crate::db::session::Session;
 use crate::db::{self, AnyConnection, write_transaction};
 use crate::domain::ddi::ActionType;
@@ -94,7 +94,7 @@ pub async fn assign(state: &AppState, actor: &Actor, firmware: String, input: As
         .db
         .run(move |conn| {
             write_transaction(conn, |conn| {
-                let fw = super::firmware::find_released(conn, &firmware)?;
+                let fw = super::firmware::find_released(conn, &actor, &firmware)?;
                 let model = db::model::find(conn, &fw.model_id)?.ok_or_else(|| Error::internal("firmware without model"))?;
                 actor.require_in(Action::Write, &model.product_id)?;
                 let product = db::product::find(conn, &model.product_id)?.ok_or_else(|| Error::internal("model without product"))?;
@@ -136,10 +136,9 @@ fn targets(conn: &mut AnyConnection, product_id: &str, input: &AssignRequest) ->
         found.insert(device.id.clone(), device);
     }
     if let Some(c) = &input.channel {
-        let channel = resolve(conn, "channel", "channel", c, db::channel::find_by_ref)?;
-        if channel.product_id != product_id {
-            return Err(Error::unprocessable("unknown_reference", "channel: belongs to another product"));
-        }
+        // a channel of another product is as unknown here as one that does not exist
+        let channel =
+            resolve_if(conn, "channel", "channel", c, db::channel::find_by_ref, |c| c.product_id == product_id)?;
         for d in db::device::in_product(conn, product_id, Some(&channel.id))? {
             found.insert(d.id.clone(), d);
         }

@@ -4,7 +4,7 @@ use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Actor, ListParams, Listing, duplicate, find_path, resolve};
+use super::{Actor, ListParams, Listing, duplicate, find_path_if, find_path_seen, resolve, resolve_seen};
 use crate::db::{self, AnyConnection, Page, write_transaction};
 use crate::domain::ids::{ObjectRef, validate_name, validate_tid};
 use crate::domain::procedure::{Timeouts, parse_steps};
@@ -66,6 +66,11 @@ pub struct ScopedQuery {
     pub product: Option<String>,
     #[serde(flatten)]
     pub list: ListParams,
+}
+
+/// A product is in itself (for [`find_path_seen`] and [`resolve_seen`]).
+fn product_id(p: &db::product::Product) -> &str {
+    &p.id
 }
 
 fn new_id() -> String {
@@ -204,7 +209,7 @@ pub async fn get_product(state: &AppState, actor: &Actor, id: String) -> Result<
     state
         .db
         .run(move |conn| {
-            let p = find_path(conn, "product", &id, db::product::find_by_ref)?;
+            let p = find_path_seen(conn, &actor, "product", &id, db::product::find_by_ref, product_id)?;
             actor.require_in(Action::Read, &p.id)?;
             Ok(product_view(p))
         })
@@ -225,7 +230,7 @@ pub async fn update_product(state: &AppState, actor: &Actor, id: String, input: 
     state
         .db
         .run(move |conn| {
-            let p = find_path(conn, "product", &id, db::product::find_by_ref)?;
+            let p = find_path_seen(conn, &actor, "product", &id, db::product::find_by_ref, product_id)?;
             actor.require_in(Action::Manage, &p.id)?;
             if let Some(tid) = &input.tid {
                 check_product_handle(conn, tid, Some(&p.id))?;
@@ -250,11 +255,12 @@ pub async fn update_product(state: &AppState, actor: &Actor, id: String, input: 
 }
 
 pub async fn delete_product(state: &AppState, actor: &Actor, id: String) -> Result<()> {
-    actor.require(Action::Manage, Scope::Global)?;
+    let actor = actor.clone();
     state
         .db
         .run(move |conn| {
-            let p = find_path(conn, "product", &id, db::product::find_by_ref)?;
+            let p = find_path_seen(conn, &actor, "product", &id, db::product::find_by_ref, product_id)?;
+            actor.require(Action::Manage, Scope::Global)?;
             db::product::delete(conn, &p.id).map_err(in_use("product", "its models, channels and devices"))?;
             Ok(())
         })
@@ -365,7 +371,8 @@ pub async fn create_scoped<T: ProductScoped>(state: &AppState, actor: &Actor, in
     state
         .db
         .run(move |conn| {
-            let product = resolve(conn, "product", "product", &input.product, db::product::find_by_ref)?;
+            let product =
+                resolve_seen(conn, &actor, "product", "product", &input.product, db::product::find_by_ref, product_id)?;
             actor.require_in(Action::Write, &product.id)?;
             let row = T::new_row(input.tid.clone(), input.name, product.id);
             row.insert(conn).map_err(Error::from).map_err(duplicate(T::KIND, "tid", &input.tid))?;
@@ -381,13 +388,14 @@ pub async fn list_scoped<T: ProductScoped>(
 ) -> Result<Listing<HandleView>> {
     let page = query.list.page()?;
     let only = actor.products_allowing(Action::Read);
+    let actor = actor.clone();
     state
         .db
         .run(move |conn| {
             let product = query
                 .product
                 .as_deref()
-                .map(|p| resolve(conn, "product", "product", p, db::product::find_by_ref))
+                .map(|p| resolve_seen(conn, &actor, "product", "product", p, db::product::find_by_ref, product_id))
                 .transpose()?;
             let (rows, total) = T::list(conn, product.as_ref().map(|p| p.id.as_str()), only.as_deref(), page)?;
             Ok(Listing::new(rows.into_iter().map(T::view).collect(), total, page))
@@ -400,7 +408,7 @@ pub async fn get_scoped<T: ProductScoped>(state: &AppState, actor: &Actor, id: S
     state
         .db
         .run(move |conn| {
-            let row = find_path(conn, T::KIND, &id, T::find_by_ref)?;
+            let row = find_path_seen(conn, &actor, T::KIND, &id, T::find_by_ref, T::product_id)?;
             actor.require_in(Action::Read, row.product_id())?;
             Ok(row.view())
         })
@@ -418,7 +426,7 @@ pub async fn update_scoped<T: ProductScoped>(
     state
         .db
         .run(move |conn| {
-            let row = find_path(conn, T::KIND, &id, T::find_by_ref)?;
+            let row = find_path_seen(conn, &actor, T::KIND, &id, T::find_by_ref, T::product_id)?;
             actor.require_in(Action::Write, row.product_id())?;
             T::update(conn, row.id(), &input, time::now()).map_err(Error::from).map_err(duplicate(
                 T::KIND,
@@ -435,7 +443,7 @@ pub async fn delete_scoped<T: ProductScoped>(state: &AppState, actor: &Actor, id
     state
         .db
         .run(move |conn| {
-            let row = find_path(conn, T::KIND, &id, T::find_by_ref)?;
+            let row = find_path_seen(conn, &actor, T::KIND, &id, T::find_by_ref, T::product_id)?;
             actor.require_in(Action::Write, row.product_id())?;
             T::delete(conn, row.id()).map_err(in_use(T::KIND, T::DEPENDENTS))?;
             Ok(())
@@ -497,20 +505,24 @@ pub async fn list_methods(state: &AppState, actor: &Actor, params: ListParams) -
 }
 
 pub async fn get_method(state: &AppState, actor: &Actor, id: String) -> Result<HandleView> {
-    require_global_read(actor)?;
+    let sees = actor.has_any_grant();
     state
         .db
-        .run(move |conn| Ok(method_view(find_path(conn, "delivery method", &id, db::delivery::methods::find_by_ref)?)))
+        .run(move |conn| {
+            Ok(method_view(find_path_if(conn, "delivery method", &id, db::delivery::methods::find_by_ref, |_| sees)?))
+        })
         .await
 }
 
 pub async fn update_method(state: &AppState, actor: &Actor, id: String, input: HandleUpdate) -> Result<HandleView> {
-    actor.require(Action::Write, Scope::Global)?;
     input.validate()?;
+    let actor = actor.clone();
     state
         .db
         .run(move |conn| {
-            let m = find_path(conn, "delivery method", &id, db::delivery::methods::find_by_ref)?;
+            let sees = actor.has_any_grant();
+            let m = find_path_if(conn, "delivery method", &id, db::delivery::methods::find_by_ref, |_| sees)?;
+            actor.require(Action::Write, Scope::Global)?;
             let changes = db::delivery::DeliveryMethodChanges {
                 tid: input.tid.clone(),
                 name: input.name,
@@ -529,11 +541,13 @@ pub async fn update_method(state: &AppState, actor: &Actor, id: String, input: H
 }
 
 pub async fn delete_method(state: &AppState, actor: &Actor, id: String) -> Result<()> {
-    actor.require(Action::Write, Scope::Global)?;
+    let actor = actor.clone();
     state
         .db
         .run(move |conn| {
-            let m = find_path(conn, "delivery method", &id, db::delivery::methods::find_by_ref)?;
+            let sees = actor.has_any_grant();
+            let m = find_path_if(conn, "delivery method", &id, db::delivery::methods::find_by_ref, |_| sees)?;
+            actor.require(Action::Write, Scope::Global)?;
             db::delivery::methods::delete(conn, &m.id).map_err(in_use("delivery method", "its delivery procedures"))?;
             Ok(())
         })
@@ -687,11 +701,17 @@ pub async fn list_procedures(state: &AppState, actor: &Actor, query: ProcedureQu
 }
 
 pub async fn get_procedure(state: &AppState, actor: &Actor, id: String) -> Result<ProcedureView> {
-    require_global_read(actor)?;
+    let sees = actor.has_any_grant();
     state
         .db
         .run(move |conn| {
-            procedure_view(find_path(conn, "delivery procedure", &id, db::delivery::procedures::find_by_ref)?)
+            procedure_view(find_path_if(
+                conn,
+                "delivery procedure",
+                &id,
+                db::delivery::procedures::find_by_ref,
+                |_| sees,
+            )?)
         })
         .await
 }
@@ -702,13 +722,15 @@ pub async fn update_procedure(
     id: String,
     input: ProcedureUpdate,
 ) -> Result<ProcedureView> {
-    actor.require(Action::Write, Scope::Global)?;
     HandleUpdate { tid: input.tid.clone(), name: input.name.clone() }.validate()?;
+    let actor = actor.clone();
     state
         .db
         .run(move |conn| {
             write_transaction(conn, |conn| {
-                let p = find_path(conn, "delivery procedure", &id, db::delivery::procedures::find_by_ref)?;
+                let sees = actor.has_any_grant();
+                let p = find_path_if(conn, "delivery procedure", &id, db::delivery::procedures::find_by_ref, |_| sees)?;
+                actor.require(Action::Write, Scope::Global)?;
                 let method = input
                     .delivery_method
                     .as_deref()
@@ -746,11 +768,13 @@ pub async fn update_procedure(
 }
 
 pub async fn delete_procedure(state: &AppState, actor: &Actor, id: String) -> Result<()> {
-    actor.require(Action::Write, Scope::Global)?;
+    let actor = actor.clone();
     state
         .db
         .run(move |conn| {
-            let p = find_path(conn, "delivery procedure", &id, db::delivery::procedures::find_by_ref)?;
+            let sees = actor.has_any_grant();
+            let p = find_path_if(conn, "delivery procedure", &id, db::delivery::procedures::find_by_ref, |_| sees)?;
+            actor.require(Action::Write, Scope::Global)?;
             db::delivery::procedures::delete(conn, &p.id).map_err(in_use("delivery procedure", "its sessions"))?;
             Ok(())
         })

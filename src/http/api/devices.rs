@@ -46,7 +46,11 @@ async fn rotate_target_token(s: State, a: Actor, id: Id) -> Result<HttpResponse>
 
 /// The device's firmware-update sessions, expired ones included.
 async fn history(s: State, a: Actor, r: HttpRequest, id: Id, q: web::Query<ListParams>) -> Result<HttpResponse> {
-    let listing = crate::service::sessions::device_history(&s, &a, id.into_inner(), q.into_inner()).await?;
+    let id = id.into_inner();
+    // A device the caller may not see is not found, exactly as a missing one (devices::get
+    // decides); the session history itself lives in service::sessions.
+    svc::get(&s, &a, id.clone()).await?;
+    let listing = crate::service::sessions::device_history(&s, &a, id, q.into_inner()).await?;
     Ok(pagination::respond(&s, &r, listing))
 }
 
