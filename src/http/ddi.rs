@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::download::{self, Served};
+use super::routes::{Handler, Route};
 use crate::domain::ddi::Deployment;
 use crate::error::Error;
 use crate::service::ddi::{self as svc, Address, ArtifactInfo, DdiAuth, DeploymentInfo};
@@ -19,29 +20,32 @@ use crate::state::AppState;
 
 type State = web::Data<AppState>;
 
+pub fn routes() -> Vec<Route> {
+    let r = |method, path, handler: Handler| {
+        Route::new("ddi", "/{tenant}/controller/v1/{controller}", method, path, handler)
+    };
+    vec![
+        r(Method::GET, "", |r| r.to(poll)),
+        r(Method::PUT, "/configData", |r| r.to(config_data)),
+        r(Method::GET, "/deploymentBase/{action}", |r| r.to(deployment_base)),
+        r(Method::POST, "/deploymentBase/{action}/feedback", |r| r.to(deployment_feedback)),
+        r(Method::GET, "/cancelAction/{action}", |r| r.to(cancel_action)),
+        r(Method::POST, "/cancelAction/{action}/feedback", |r| r.to(cancel_feedback)),
+        r(Method::GET, "/installedBase/{action}", |r| r.to(installed_base)),
+        r(Method::PUT, "/installedBase", |r| r.to(report_installed)),
+        r(Method::GET, "/confirmationBase", |r| r.to(confirmation_base)),
+        r(Method::POST, "/confirmationBase/activateAutoConfirm", |r| r.to(activate_auto_confirm)),
+        r(Method::POST, "/confirmationBase/deactivateAutoConfirm", |r| r.to(deactivate_auto_confirm)),
+        r(Method::GET, "/confirmationBase/{action}", |r| r.to(confirmation_action)),
+        r(Method::POST, "/confirmationBase/{action}/feedback", |r| r.to(confirmation_feedback)),
+        r(Method::GET, "/softwaremodules/{module}/artifacts", |r| r.to(artifacts)),
+        r(Method::GET, "/softwaremodules/{module}/artifacts/{file}", |r| r.to(artifact)),
+        r(Method::HEAD, "/softwaremodules/{module}/artifacts/{file}", |r| r.to(artifact)),
+    ]
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/{tenant}/controller/v1/{controller}")
-            .service(web::resource("").get(poll))
-            .service(web::resource("/configData").put(config_data))
-            .service(web::resource("/deploymentBase/{action}").get(deployment_base))
-            .service(web::resource("/deploymentBase/{action}/feedback").post(deployment_feedback))
-            .service(web::resource("/cancelAction/{action}").get(cancel_action))
-            .service(web::resource("/cancelAction/{action}/feedback").post(cancel_feedback))
-            .service(web::resource("/installedBase/{action}").get(installed_base))
-            .service(web::resource("/installedBase").put(report_installed))
-            .service(web::resource("/confirmationBase").get(confirmation_base))
-            .service(web::resource("/confirmationBase/activateAutoConfirm").post(activate_auto_confirm))
-            .service(web::resource("/confirmationBase/deactivateAutoConfirm").post(deactivate_auto_confirm))
-            .service(web::resource("/confirmationBase/{action}").get(confirmation_action))
-            .service(web::resource("/confirmationBase/{action}/feedback").post(confirmation_feedback))
-            .service(web::resource("/softwaremodules/{module}/artifacts").get(artifacts))
-            .service(
-                web::resource("/softwaremodules/{module}/artifacts/{file}")
-                    .route(web::get().to(artifact))
-                    .route(web::head().to(artifact)),
-            ),
-    );
+    super::routes::mount(cfg, &routes());
 }
 
 /// DDI renders errors its own way: 401 is empty (hawkBit clients look at the status only,

@@ -11,6 +11,7 @@ pub mod input;
 pub mod pages;
 pub mod pagination;
 pub mod range;
+pub mod routes;
 
 use std::future::Future;
 use std::time::Instant;
@@ -24,6 +25,18 @@ use crate::state::AppState;
 /// Largest JSON body the API reads (image uploads are raw bodies and not limited by this).
 pub const JSON_LIMIT: usize = 1024 * 1024;
 
+/// Where the REST API is mounted.
+pub const API_PREFIX: &str = "/api/v1";
+
+/// Every route the server answers, as clients see it (method, path pattern, family): the
+/// same tables [`configure`] mounts.
+pub fn routes() -> Vec<routes::RouteInfo> {
+    let public = health::routes().into_iter().chain(pages::routes()).map(|r| r.info(""));
+    let api = api::routes().into_iter().map(|r| r.info(API_PREFIX));
+    let ddi = ddi::routes().into_iter().map(|r| r.info(""));
+    public.chain(api).chain(ddi).collect()
+}
+
 /// Mounts everything on an actix `App`.
 pub fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
     cfg.app_data(web::Data::new(state))
@@ -33,7 +46,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, state: AppState) {
         .configure(health::configure)
         .configure(pages::configure)
         .service(
-            web::scope("/api/v1")
+            web::scope(API_PREFIX)
                 .wrap(ErrorHandlers::new().handler(StatusCode::METHOD_NOT_ALLOWED, errors::method_not_allowed))
                 .wrap_fn(input::refuse_nul_in_uri)
                 .configure(api::configure)

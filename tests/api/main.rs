@@ -6,6 +6,7 @@
 mod helpers;
 
 mod authz;
+mod authz_matrix;
 mod catalog;
 mod ddi;
 mod devices;

@@ -1,11 +1,13 @@
 //! `/products`, `/models`, `/channels`, `/delivery-methods`, `/delivery-procedures`.
 
+use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::db::{channel::Channel, model::Model};
 use crate::error::Result;
 use crate::http::input::Json;
 use crate::http::pagination;
+use crate::http::routes::{Handler, Route};
 use crate::service::catalog::{
     self as svc, HandleUpdate, NewHandle, NewProcedure, NewScoped, ProcedureQuery, ProcedureUpdate, ProductScoped,
     ProductUpdate, ScopedQuery,
@@ -16,28 +18,38 @@ use crate::state::AppState;
 type State = web::Data<AppState>;
 type Id = web::Path<String>;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::scope("/products").service(web::resource("").get(list_products).post(create_product)).service(
-        web::resource("/{id}").get(get_product).patch(update_product).put(update_product).delete(delete_product),
-    ))
-    .service(scoped::<Model>("/models"))
-    .service(scoped::<Channel>("/channels"))
-    .service(
-        web::scope("/delivery-methods").service(web::resource("").get(list_methods).post(create_method)).service(
-            web::resource("/{id}").get(get_method).patch(update_method).put(update_method).delete(delete_method),
-        ),
-    )
-    .service(
-        web::scope("/delivery-procedures")
-            .service(web::resource("").get(list_procedures).post(create_procedure))
-            .service(
-                web::resource("/{id}")
-                    .get(get_procedure)
-                    .patch(update_procedure)
-                    .put(update_procedure)
-                    .delete(delete_procedure),
-            ),
-    );
+pub(super) fn routes() -> Vec<Route> {
+    let products = |method, path, handler: Handler| Route::new("products", "/products", method, path, handler);
+    let methods =
+        |method, path, handler: Handler| Route::new("delivery-methods", "/delivery-methods", method, path, handler);
+    let procedures = |method, path, handler: Handler| {
+        Route::new("delivery-procedures", "/delivery-procedures", method, path, handler)
+    };
+    let mut all = vec![
+        products(Method::GET, "", |r| r.to(list_products)),
+        products(Method::POST, "", |r| r.to(create_product)),
+        products(Method::GET, "/{id}", |r| r.to(get_product)),
+        products(Method::PATCH, "/{id}", |r| r.to(update_product)),
+        products(Method::PUT, "/{id}", |r| r.to(update_product)),
+        products(Method::DELETE, "/{id}", |r| r.to(delete_product)),
+    ];
+    all.extend(scoped::<Model>("models", "/models"));
+    all.extend(scoped::<Channel>("channels", "/channels"));
+    all.extend([
+        methods(Method::GET, "", |r| r.to(list_methods)),
+        methods(Method::POST, "", |r| r.to(create_method)),
+        methods(Method::GET, "/{id}", |r| r.to(get_method)),
+        methods(Method::PATCH, "/{id}", |r| r.to(update_method)),
+        methods(Method::PUT, "/{id}", |r| r.to(update_method)),
+        methods(Method::DELETE, "/{id}", |r| r.to(delete_method)),
+        procedures(Method::GET, "", |r| r.to(list_procedures)),
+        procedures(Method::POST, "", |r| r.to(create_procedure)),
+        procedures(Method::GET, "/{id}", |r| r.to(get_procedure)),
+        procedures(Method::PATCH, "/{id}", |r| r.to(update_procedure)),
+        procedures(Method::PUT, "/{id}", |r| r.to(update_procedure)),
+        procedures(Method::DELETE, "/{id}", |r| r.to(delete_procedure)),
+    ]);
+    all
 }
 
 // products
@@ -67,14 +79,16 @@ async fn delete_product(s: State, a: Actor, id: Id) -> Result<HttpResponse> {
 
 // models and channels share their handlers
 
-fn scoped<T: ProductScoped>(path: &'static str) -> actix_web::Scope {
-    web::scope(path).service(web::resource("").get(list_scoped::<T>).post(create_scoped::<T>)).service(
-        web::resource("/{id}")
-            .get(get_scoped::<T>)
-            .patch(update_scoped::<T>)
-            .put(update_scoped::<T>)
-            .delete(delete_scoped::<T>),
-    )
+fn scoped<T: ProductScoped>(family: &'static str, scope: &'static str) -> Vec<Route> {
+    let r = |method, path, handler: Handler| Route::new(family, scope, method, path, handler);
+    vec![
+        r(Method::GET, "", |r| r.to(list_scoped::<T>)),
+        r(Method::POST, "", |r| r.to(create_scoped::<T>)),
+        r(Method::GET, "/{id}", |r| r.to(get_scoped::<T>)),
+        r(Method::PATCH, "/{id}", |r| r.to(update_scoped::<T>)),
+        r(Method::PUT, "/{id}", |r| r.to(update_scoped::<T>)),
+        r(Method::DELETE, "/{id}", |r| r.to(delete_scoped::<T>)),
+    ]
 }
 
 async fn list_scoped<T: ProductScoped>(

@@ -1,10 +1,12 @@
 //! `/devices`: device twins.
 
+use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::error::Result;
 use crate::http::input::Json;
 use crate::http::pagination;
+use crate::http::routes::{Handler, Route};
 use crate::service::devices::{self as svc, DeviceQuery, DeviceUpdate, NewDevice};
 use crate::service::{Actor, ListParams};
 use crate::state::AppState;
@@ -12,14 +14,18 @@ use crate::state::AppState;
 type State = web::Data<AppState>;
 type Id = web::Path<String>;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/devices")
-            .service(web::resource("").get(list).post(create))
-            .service(web::resource("/{id}").get(get).patch(update).put(update).delete(delete))
-            .service(web::resource("/{id}/sessions").get(history))
-            .service(web::resource("/{id}/target-token").post(rotate_target_token)),
-    );
+pub(super) fn routes() -> Vec<Route> {
+    let r = |method, path, handler: Handler| Route::new("devices", "/devices", method, path, handler);
+    vec![
+        r(Method::GET, "", |r| r.to(list)),
+        r(Method::POST, "", |r| r.to(create)),
+        r(Method::GET, "/{id}", |r| r.to(get)),
+        r(Method::PATCH, "/{id}", |r| r.to(update)),
+        r(Method::PUT, "/{id}", |r| r.to(update)),
+        r(Method::DELETE, "/{id}", |r| r.to(delete)),
+        r(Method::GET, "/{id}/sessions", |r| r.to(history)),
+        r(Method::POST, "/{id}/target-token", |r| r.to(rotate_target_token)),
+    ]
 }
 
 /// List devices; filter by `product`, `model`, `channel`, `device_id`.

@@ -1,11 +1,12 @@
 //! `/firmware`: versions, channels, the image upload and the release.
 
-use actix_web::http::header;
+use actix_web::http::{Method, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::error::Result;
 use crate::http::input::Json;
 use crate::http::pagination;
+use crate::http::routes::{Handler, Route};
 use crate::service::Actor;
 use crate::service::assignments::AssignRequest;
 use crate::service::firmware::{self as svc, FirmwareQuery, FirmwareUpdate, NewFirmware, UploadOptions};
@@ -14,20 +15,21 @@ use crate::state::AppState;
 type State = web::Data<AppState>;
 type Id = web::Path<String>;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/firmware")
-            .service(web::resource("").get(list).post(create))
-            .service(web::resource("/{id}").get(get).patch(update).put(update).delete(delete))
-            .service(
-                web::resource("/{id}/image")
-                    .put(upload_image)
-                    .route(web::get().to(download_image))
-                    .route(web::head().to(download_image)),
-            )
-            .service(web::resource("/{id}/release").post(release))
-            .service(web::resource("/{id}/assign").post(assign)),
-    );
+pub(super) fn routes() -> Vec<Route> {
+    let r = |method, path, handler: Handler| Route::new("firmware", "/firmware", method, path, handler);
+    vec![
+        r(Method::GET, "", |r| r.to(list)),
+        r(Method::POST, "", |r| r.to(create)),
+        r(Method::GET, "/{id}", |r| r.to(get)),
+        r(Method::PATCH, "/{id}", |r| r.to(update)),
+        r(Method::PUT, "/{id}", |r| r.to(update)),
+        r(Method::DELETE, "/{id}", |r| r.to(delete)),
+        r(Method::PUT, "/{id}/image", |r| r.to(upload_image)),
+        r(Method::GET, "/{id}/image", |r| r.to(download_image)),
+        r(Method::HEAD, "/{id}/image", |r| r.to(download_image)),
+        r(Method::POST, "/{id}/release", |r| r.to(release)),
+        r(Method::POST, "/{id}/assign", |r| r.to(assign)),
+    ]
 }
 
 /// List firmware; filter by `model`, `channel`, `state`, `version`.

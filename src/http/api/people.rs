@@ -1,11 +1,13 @@
 //! `/users`, `/users/{id}/tokens`, `/grants`. `{id}` of a user is its id, its username,
 //! or `me`.
 
+use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::error::Result;
 use crate::http::input::Json;
 use crate::http::pagination;
+use crate::http::routes::{Handler, Route};
 use crate::service::people::{self as svc, GrantQuery, NewGrant, NewToken, NewUser, UserUpdate};
 use crate::service::{Actor, ListParams};
 use crate::state::AppState;
@@ -13,19 +15,26 @@ use crate::state::AppState;
 type State = web::Data<AppState>;
 type Id = web::Path<String>;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/users")
-            .service(web::resource("").get(list_users).post(create_user))
-            .service(web::resource("/{id}").get(get_user).patch(update_user).put(update_user).delete(delete_user))
-            .service(web::resource("/{id}/tokens").get(list_tokens).post(create_token))
-            .service(web::resource("/{id}/tokens/{token}").get(get_token).delete(revoke_token)),
-    )
-    .service(
-        web::scope("/grants")
-            .service(web::resource("").get(list_grants).post(create_grant))
-            .service(web::resource("/{id}").get(get_grant).delete(delete_grant)),
-    );
+pub(super) fn routes() -> Vec<Route> {
+    let users = |method, path, handler: Handler| Route::new("users", "/users", method, path, handler);
+    let tokens = |method, path, handler: Handler| Route::new("tokens", "/users", method, path, handler);
+    let grants = |method, path, handler: Handler| Route::new("grants", "/grants", method, path, handler);
+    vec![
+        users(Method::GET, "", |r| r.to(list_users)),
+        users(Method::POST, "", |r| r.to(create_user)),
+        users(Method::GET, "/{id}", |r| r.to(get_user)),
+        users(Method::PATCH, "/{id}", |r| r.to(update_user)),
+        users(Method::PUT, "/{id}", |r| r.to(update_user)),
+        users(Method::DELETE, "/{id}", |r| r.to(delete_user)),
+        tokens(Method::GET, "/{id}/tokens", |r| r.to(list_tokens)),
+        tokens(Method::POST, "/{id}/tokens", |r| r.to(create_token)),
+        tokens(Method::GET, "/{id}/tokens/{token}", |r| r.to(get_token)),
+        tokens(Method::DELETE, "/{id}/tokens/{token}", |r| r.to(revoke_token)),
+        grants(Method::GET, "", |r| r.to(list_grants)),
+        grants(Method::POST, "", |r| r.to(create_grant)),
+        grants(Method::GET, "/{id}", |r| r.to(get_grant)),
+        grants(Method::DELETE, "/{id}", |r| r.to(delete_grant)),
+    ]
 }
 
 /// `me` names the caller.

@@ -1,11 +1,13 @@
 //! `/firmware-update`: the Leitwert Device Hub session API (seed 003), the signed
 //! download, and the admin views of sessions and device histories.
 
+use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
 use crate::error::Result;
 use crate::http::input::Json;
+use crate::http::routes::{Handler, Route};
 use crate::http::{auth, download, pagination};
 use crate::service::Actor;
 use crate::service::auth::Credentials;
@@ -15,22 +17,19 @@ use crate::state::AppState;
 type State = web::Data<AppState>;
 type Id = web::Path<String>;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/firmware-update")
-            .service(web::resource("").get(list))
-            .service(web::resource("/request").post(request))
-            .service(web::resource("/{id}").get(get))
-            .service(web::resource("/{id}/start").post(start))
-            .service(web::resource("/{id}/confirm").post(confirm))
-            .service(web::resource("/{id}/events").get(events))
-            .service(web::resource("/{id}/cancel").post(cancel))
-            .service(
-                web::resource("/{id}/download")
-                    .route(web::get().to(download_deliverable))
-                    .route(web::head().to(download_deliverable)),
-            ),
-    );
+pub(super) fn routes() -> Vec<Route> {
+    let r = |method, path, handler: Handler| Route::new("sessions", "/firmware-update", method, path, handler);
+    vec![
+        r(Method::GET, "", |r| r.to(list)),
+        r(Method::POST, "/request", |r| r.to(request)),
+        r(Method::GET, "/{id}", |r| r.to(get)),
+        r(Method::POST, "/{id}/start", |r| r.to(start)),
+        r(Method::POST, "/{id}/confirm", |r| r.to(confirm)),
+        r(Method::GET, "/{id}/events", |r| r.to(events)),
+        r(Method::POST, "/{id}/cancel", |r| r.to(cancel)),
+        r(Method::GET, "/{id}/download", |r| r.to(download_deliverable)),
+        r(Method::HEAD, "/{id}/download", |r| r.to(download_deliverable)),
+    ]
 }
 
 /// Ask for a firmware update: answers a session in `ready` (an update is available) or
