@@ -446,3 +446,171 @@ async fn artifact(state: State, req: HttpRequest) -> Result<HttpResponse> {
     }
     Ok(response)
 }
+
+#[cfg(test)]
+mod tests {
+    //! Property tests: whatever a device sends as a body, decoding it (and the pure rules its
+    //! fields go through next) never panics and never ends in a 5xx.
+
+    use actix_web::test::TestRequest;
+    use proptest::prelude::*;
+    use serde_json::Map;
+
+    use super::*;
+    use crate::domain::{attributes, ddi as rules, version::FirmwareVersion};
+
+    /// DDI's own words, so that arbitrary JSON often looks like a real message.
+    const WORDS: &[&str] = &[
+        "status",
+        "execution",
+        "result",
+        "finished",
+        "details",
+        "progress",
+        "cnt",
+        "of",
+        "code",
+        "data",
+        "mode",
+        "name",
+        "version",
+        "confirmation",
+        "remark",
+        "initiator",
+        "id",
+        "time",
+        "closed",
+        "proceeding",
+        "canceled",
+        "scheduled",
+        "rejected",
+        "resumed",
+        "downloaded",
+        "download",
+        "success",
+        "failure",
+        "none",
+        "merge",
+        "replace",
+        "remove",
+        "confirmed",
+        "denied",
+        "1.0.0",
+        "v2",
+        "",
+    ];
+
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![prop::sample::select(WORDS).prop_map(str::to_owned), any::<String>()]
+    }
+
+    fn json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            text().prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 64, 8, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+                prop::collection::vec((text(), inner), 0..8)
+                    .prop_map(|entries| Value::Object(entries.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// A body: arbitrary bytes, or some JSON as JSON or as CBOR.
+    fn body() -> impl Strategy<Value = (Vec<u8>, &'static str)> {
+        let content_type = prop::sample::select(vec![
+            "application/json",
+            "application/hal+json; charset=UTF-8",
+            "application/cbor",
+            "text/plain",
+            "",
+        ]);
+        prop_oneof![
+            (any::<Vec<u8>>(), content_type),
+            json().prop_map(|v| (serde_json::to_vec(&v).unwrap_or_default(), "application/json")),
+            json().prop_map(|v| {
+                let mut out = Vec::new();
+                ciborium::into_writer(&v, &mut out).unwrap_or_default();
+                (out, "application/cbor")
+            }),
+        ]
+    }
+
+    fn request(content_type: &str) -> HttpRequest {
+        let mut r = TestRequest::default();
+        if !content_type.is_empty() {
+            r = r.insert_header((header::CONTENT_TYPE, content_type));
+        }
+        r.to_http_request()
+    }
+
+    /// Decodes a body as `T`; an error must be the client's (4xx).
+    fn decode<T: DeserializeOwned>(req: &HttpRequest, bytes: &[u8]) -> Option<T> {
+        match json_body::<T>(req, bytes) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                assert!(e.status_code().is_client_error(), "{e}");
+                None
+            }
+        }
+    }
+
+    fn client_error(e: Error) {
+        assert!((400..500).contains(&e.status()), "{e}");
+    }
+
+    proptest! {
+        #[test]
+        fn bodies_never_panic_nor_fail_the_server((bytes, content_type) in body(), current in json()) {
+            let req = request(content_type);
+            if let Some(f) = decode::<svc::Feedback>(&req, &bytes) {
+                let (execution, finished) = (f.status.execution, f.status.result.finished);
+                for action in [rules::ActionType::Forced, rules::ActionType::Soft, rules::ActionType::DownloadOnly] {
+                    let _ = rules::deployment_feedback(action, execution, finished);
+                }
+                let _ = rules::cancel_feedback(execution, finished);
+            }
+            if let Some(c) = decode::<svc::ConfigData>(&req, &bytes) {
+                let current = current.as_object().cloned().unwrap_or_default();
+                match attributes::apply(&current, c.mode.unwrap_or_default(), &c.data) {
+                    Ok(next) => prop_assert!(attributes::validate(&next).is_ok()),
+                    Err(e) => client_error(e.into()),
+                }
+            }
+            if let Some(r) = decode::<svc::InstalledReport>(&req, &bytes)
+                && let Err(e) = FirmwareVersion::parse_lenient("version", &r.version)
+            {
+                client_error(e);
+            }
+            let _ = decode::<svc::ConsentFeedback>(&req, &bytes);
+            let _ = decode::<svc::ActivateAutoConfirm>(&req, &bytes);
+        }
+
+        /// Attributes: whatever the current map and the update, the result obeys the rules
+        /// (at most 100 printable entries) or the update is refused as the client's error.
+        #[test]
+        fn attributes_stay_within_the_rules(
+            current in prop::collection::vec((text(), text()), 0..120),
+            data in prop::collection::vec((text(), json()), 0..120),
+            mode in prop::sample::select(vec![attributes::Mode::Merge, attributes::Mode::Replace, attributes::Mode::Remove]),
+        ) {
+            let current: Map<String, Value> = current.into_iter().map(|(k, v)| (k, Value::from(v))).collect();
+            let data: Map<String, Value> = data.into_iter().collect();
+            match attributes::apply(&current, mode, &data) {
+                Ok(next) => {
+                    prop_assert!(next.len() <= attributes::MAX_ATTRIBUTES);
+                    prop_assert!(attributes::validate(&next).is_ok());
+                }
+                Err(e) => client_error(e.into()),
+            }
+            if let Err(e) = attributes::validate(&current) {
+                client_error(e.into());
+            }
+        }
+    }
+}
