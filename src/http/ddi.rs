@@ -149,8 +149,7 @@ fn media_type(req: &HttpRequest) -> Result<Media> {
 /// itself is at most [`JSON_LIMIT`](super::JSON_LIMIT) bytes and must arrive within
 /// `ddi_body_timeout_secs` (408 after).
 async fn authenticated_body(state: &State, req: &HttpRequest, payload: web::Payload) -> Result<web::Bytes> {
-    let (st, at, auth) = (state.clone(), address(req), credentials(req));
-    state.db.run(move |conn| svc::authenticate(conn, &st, &at, &auth, false).map(drop)).await?;
+    svc::check_credentials(state, address(req), credentials(req)).await?;
     let limit = std::time::Duration::from_secs(state.settings.ddi_body_timeout_secs);
     match tokio::time::timeout(limit, payload.to_bytes_limited(super::JSON_LIMIT)).await {
         Ok(Ok(Ok(bytes))) => Ok(bytes),

@@ -225,6 +225,12 @@ where
         .await
 }
 
+/// Checks a DDI request's credentials alone (no registration), so the door can refuse a
+/// caller from the headers before it reads a body (issue 9, defect 7).
+pub async fn check_credentials(state: &AppState, at: Address, auth: DdiAuth) -> Result<()> {
+    as_device(state, at, auth, Access::Read, |_, _| Ok(())).await
+}
+
 /// The action a request names, with its due timers applied.
 fn live_action(conn: &mut AnyConnection, caller: &Caller, number: &str) -> Result<Session> {
     let a = action(conn, caller, number)?;
