@@ -26,6 +26,7 @@ Configuration (built-in defaults < config file < environment):
   DEVICEHUB_POLL_INTERVAL_MS  how often workers and timers look for work   [default: 1000]
   DEVICEHUB_LINK_TTL_SECS   lifetime of a download link                    [default: 3600]
   DEVICEHUB_DDI_DEFAULT_PRODUCT  product (handle) hawkBit's tenant DEFAULT stands for [default: none]
+  DEVICEHUB_DDI_BODY_TIMEOUT_SECS  time a hawkBit device's request body may take  [default: 30]
   DEVICEHUB_TIMEOUT_<STATE> session lifetime per state, seconds (READY, UP_TO_DATE, QUEUED,
                             PROCESSING, CREATED, SUCCESS, FAIL, UNCONFIRMED) [ready: 900]
   RUST_LOG                  log filter                      [default: info]

@@ -32,6 +32,9 @@ pub enum Error {
     /// 406: the client accepts no media type we answer in.
     #[error("{0}")]
     NotAcceptable(String),
+    /// 408: the request body did not arrive in time.
+    #[error("{0}")]
+    RequestTimeout(String),
     /// 409: the request conflicts with the current state (duplicate handle, wrong session
     /// state, object in use). `extra` adds fields such as the current session state.
     #[error("{detail}")]
@@ -124,6 +127,7 @@ impl Error {
             Error::NotFound(_) => 404,
             Error::MethodNotAllowed(_) => 405,
             Error::NotAcceptable(_) => 406,
+            Error::RequestTimeout(_) => 408,
             Error::Conflict { .. } | Error::Contention(_) => 409,
             Error::Gone(_) => 410,
             Error::PreconditionFailed(_) => 412,
@@ -146,6 +150,7 @@ impl Error {
             Error::NotFound(_) => "not_found",
             Error::MethodNotAllowed(_) => "method_not_allowed",
             Error::NotAcceptable(_) => "not_acceptable",
+            Error::RequestTimeout(_) => "request_timeout",
             Error::Conflict { code, .. } => code,
             Error::Contention(_) => "concurrent_update",
             Error::Gone(_) => "gone",

@@ -19,6 +19,7 @@
 //! | `poll_interval_ms` | `DEVICEHUB_POLL_INTERVAL_MS` | `1000`: how often workers and timers look for work |
 //! | `link_ttl_secs` | `DEVICEHUB_LINK_TTL_SECS` | `3600`: lifetime of a download link |
 //! | `ddi_default_product` | `DEVICEHUB_DDI_DEFAULT_PRODUCT` | none: the product (handle) hawkBit's tenant `DEFAULT` means |
+//! | `ddi_body_timeout_secs` | `DEVICEHUB_DDI_BODY_TIMEOUT_SECS` | `30`: how long a hawkBit device's request body may take to arrive (408 after) |
 //! | `timeout_<state>` | `DEVICEHUB_TIMEOUT_<STATE>` | per session state, seconds; see `domain::procedure::Timeouts` |
 //!
 //! The config file is `--config FILE` / `DEVICEHUB_CONFIG`, else `./devicehub.toml` when it
@@ -84,6 +85,8 @@ pub struct Settings {
     pub timeouts: Timeouts,
     /// The product hawkBit devices reach as tenant `DEFAULT`.
     pub ddi_default_product: Option<String>,
+    /// How long an authenticated DDI request's body may take to arrive, in seconds (408 after).
+    pub ddi_body_timeout_secs: u64,
 }
 
 impl fmt::Debug for Settings {
@@ -107,6 +110,7 @@ impl fmt::Debug for Settings {
             .field("link_ttl_secs", &self.link_ttl_secs)
             .field("timeouts", &self.timeouts)
             .field("ddi_default_product", &self.ddi_default_product)
+            .field("ddi_body_timeout_secs", &self.ddi_body_timeout_secs)
             .finish()
     }
 }
@@ -150,10 +154,13 @@ struct RawSettings {
     timeout_fail: Option<u64>,
     timeout_unconfirmed: Option<u64>,
     ddi_default_product: Option<String>,
+    ddi_body_timeout_secs: Option<u64>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_MAX_IMAGE_SIZE: u64 = 2 * 1024 * 1024 * 1024;
+/// DDI bodies are small JSON documents (at most 1 MiB); half a minute is plenty on a slow link.
+pub const DEFAULT_DDI_BODY_TIMEOUT_SECS: u64 = 30;
 
 impl Settings {
     /// Loads the layers from the real environment and the given (or default) config file.
@@ -242,6 +249,7 @@ impl Settings {
             }
             .or(Timeouts::server_defaults()),
             ddi_default_product: raw.ddi_default_product.filter(|s| !s.is_empty()),
+            ddi_body_timeout_secs: raw.ddi_body_timeout_secs.unwrap_or(DEFAULT_DDI_BODY_TIMEOUT_SECS),
         };
         settings.validate()?;
         Ok(settings)
@@ -268,8 +276,11 @@ impl Settings {
             || self.job_max_attempts == 0
             || self.poll_interval_ms == 0
             || self.link_ttl_secs == 0
+            || self.ddi_body_timeout_secs == 0
         {
-            bail!("job_lease_secs, job_max_attempts, poll_interval_ms and link_ttl_secs must be at least 1");
+            bail!(
+                "job_lease_secs, job_max_attempts, poll_interval_ms, link_ttl_secs and ddi_body_timeout_secs must be at least 1"
+            );
         }
         self.timeouts.check().map_err(|e| anyhow::anyhow!("session timeouts: {e}"))?;
         if let Some(token) = &self.admin_token

@@ -20,6 +20,9 @@ impl ObjectRef {
     /// else must be a valid handle. Handles can never look like UUIDs (see [`validate_tid`]),
     /// so the reading is never ambiguous.
     pub fn parse(field: &str, raw: &str) -> Result<Self> {
+        if raw.chars().any(char::is_control) {
+            return Err(Error::invalid(format!("{field}: must not contain control characters (got {raw:?})")));
+        }
         let raw = raw.trim();
         if let Ok(id) = Uuid::parse_str(raw) {
             return Ok(ObjectRef::Id(id));
@@ -52,10 +55,14 @@ pub fn validate_tid(field: &str, tid: &str) -> Result<()> {
     Ok(())
 }
 
-/// A display name: 1–200 characters, not only white space.
+/// A display name: 1–200 characters, not only white space, no control characters (a name
+/// is one line; NUL cannot even be stored by PostgreSQL).
 pub fn validate_name(field: &str, name: &str) -> Result<()> {
     if name.trim().is_empty() || name.chars().count() > 200 {
         return Err(Error::invalid(format!("{field}: must be 1 to 200 characters")));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(Error::invalid(format!("{field}: must not contain control characters (got {name:?})")));
     }
     Ok(())
 }
@@ -99,5 +106,17 @@ mod tests {
         assert!(validate_tid("tid", "dp-handle").is_ok());
         assert!(validate_tid("tid", &Uuid::new_v4().simple().to_string()).is_err());
         assert!(validate_tid("tid", &"x".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn no_control_characters_in_names_handles_ids_and_usernames() {
+        for bad in ["a\0b", "a\nb", "a\tb", "a\u{7f}", "a\u{85}"] {
+            assert!(validate_name("name", bad).is_err(), "{bad:?}");
+            assert!(validate_tid("tid", bad).is_err(), "{bad:?}");
+            assert!(validate_device_id(bad).is_err(), "{bad:?}");
+            assert!(validate_username(bad).is_err(), "{bad:?}");
+            assert!(ObjectRef::parse("model", bad).is_err(), "{bad:?}");
+        }
+        assert!(validate_name("name", "Capteur été 2").is_ok());
     }
 }

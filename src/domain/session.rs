@@ -310,4 +310,100 @@ mod tests {
         assert_eq!(two, vec![(Some(S::Unconfirmed), t0 + Duration::seconds(10)), (None, t0 + Duration::seconds(20))]);
         assert!(due_timeouts(S::Processing, None, t0 + Duration::days(9), &t).is_empty());
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::*;
+        use crate::domain::procedure::MAX_TIMEOUT_SECS;
+
+        fn state() -> impl Strategy<Value = State> {
+            prop::sample::select(State::ALL.to_vec())
+        }
+
+        fn event() -> impl Strategy<Value = Event> {
+            prop_oneof![
+                Just(Event::Start),
+                Just(Event::Claim),
+                Just(Event::QueueError),
+                any::<bool>().prop_map(|confirm| Event::PipelineDone { confirm }),
+                Just(Event::PipelineFailed),
+                any::<bool>().prop_map(|success| Event::Confirm { success }),
+                Just(Event::Timeout),
+                Just(Event::Cancel),
+            ]
+        }
+
+        /// Lifetimes as a procedure may set them (each 1 s to 30 days, or the default).
+        fn timeouts() -> impl Strategy<Value = Timeouts> {
+            let secs = prop::option::of(1..=MAX_TIMEOUT_SECS);
+            ((secs.clone(), secs.clone(), secs.clone(), secs.clone()), (secs.clone(), secs.clone(), secs.clone(), secs))
+                .prop_map(|((up_to_date, ready, queued, processing), (created, success, fail, unconfirmed))| {
+                    Timeouts { up_to_date, ready, queued, processing, created, success, fail, unconfirmed }
+                        .or(Timeouts::server_defaults())
+                })
+        }
+
+        proptest! {
+            /// One step: finished states never move (only expire or repeat), a repeat is only
+            /// ever a retried start or confirm and stays one, expiry comes only from a timer,
+            /// and every state a session moves to has a timer or is `processing`.
+            #[test]
+            fn one_transition(from in state(), e in event(), t in timeouts()) {
+                match transition(from, e) {
+                    Ok(Outcome::Move(to)) => {
+                        prop_assert!(!from.is_finished(), "finished {from} moved to {to} on {e:?}");
+                        prop_assert!(to != from, "{from} moved to itself on {e:?}");
+                        prop_assert!(to.timeout(&t).is_some() || to == State::Processing, "{to} has no timer");
+                    }
+                    Ok(Outcome::Repeat) => {
+                        prop_assert!(matches!(e, Event::Start | Event::Confirm { .. }), "{from} repeated {e:?}");
+                        prop_assert_eq!(transition(from, e), Ok(Outcome::Repeat));
+                    }
+                    Ok(Outcome::Expire) => {
+                        prop_assert_eq!(e, Event::Timeout);
+                        prop_assert!(from.timeout(&t).is_some(), "{from} expired without a timer");
+                    }
+                    Err(c) => prop_assert_eq!(c, Conflict { state: from, event: e }),
+                }
+            }
+
+            /// Whatever happens to a session: it is never unfinished again once finished,
+            /// and nothing follows its expiry.
+            #[test]
+            fn any_history(start in prop_oneof![Just(State::Ready), Just(State::UpToDate), state()], events in prop::collection::vec(event(), 0..40)) {
+                let mut current = start;
+                for e in events {
+                    match transition(current, e) {
+                        Ok(Outcome::Move(next)) => {
+                            prop_assert!(!current.is_finished());
+                            current = next;
+                        }
+                        Ok(Outcome::Repeat) | Err(_) => {}
+                        Ok(Outcome::Expire) => break,
+                    }
+                }
+            }
+
+            /// Overdue timers fire in order, never later than now, a few at most.
+            #[test]
+            fn timers_catch_up(from in state(), t in timeouts(), entered in 0i64..4_000_000_000, late in 0i64..200_000_000) {
+                let entered = chrono::DateTime::from_timestamp(entered, 0).map(|d| d.naive_utc()).unwrap_or_default();
+                let now = entered + Duration::seconds(late);
+                let steps = due_timeouts(from, from.expires_at(entered, &t), now, &t);
+                prop_assert!(steps.len() <= 2, "{steps:?}");
+                let mut at = entered;
+                let mut state = from;
+                for (next, when) in &steps {
+                    prop_assert!(*when >= at && *when <= now);
+                    match (transition(state, Event::Timeout), next) {
+                        (Ok(Outcome::Move(to)), Some(n)) => { prop_assert_eq!(to, *n); state = to; }
+                        (Ok(Outcome::Expire), None) => {}
+                        (got, n) => prop_assert!(false, "{state}: timer step to {n:?}, table says {got:?}"),
+                    }
+                    at = *when;
+                }
+            }
+        }
+    }
 }

@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::download::{self, Served};
+use super::routes::{Handler, Route};
 use crate::domain::ddi::Deployment;
 use crate::error::Error;
 use crate::service::Hub;
@@ -20,29 +21,32 @@ use crate::service::ddi::{self as svc, Address, DdiAuth};
 
 type HubData = web::Data<Hub>;
 
+pub fn routes() -> Vec<Route> {
+    let r = |method, path, handler: Handler| {
+        Route::new("ddi", "/{tenant}/controller/v1/{controller}", method, path, handler)
+    };
+    vec![
+        r(Method::GET, "", |r| r.to(poll)),
+        r(Method::PUT, "/configData", |r| r.to(config_data)),
+        r(Method::GET, "/deploymentBase/{action}", |r| r.to(deployment_base)),
+        r(Method::POST, "/deploymentBase/{action}/feedback", |r| r.to(deployment_feedback)),
+        r(Method::GET, "/cancelAction/{action}", |r| r.to(cancel_action)),
+        r(Method::POST, "/cancelAction/{action}/feedback", |r| r.to(cancel_feedback)),
+        r(Method::GET, "/installedBase/{action}", |r| r.to(installed_base)),
+        r(Method::PUT, "/installedBase", |r| r.to(report_installed)),
+        r(Method::GET, "/confirmationBase", |r| r.to(confirmation_base)),
+        r(Method::POST, "/confirmationBase/activateAutoConfirm", |r| r.to(activate_auto_confirm)),
+        r(Method::POST, "/confirmationBase/deactivateAutoConfirm", |r| r.to(deactivate_auto_confirm)),
+        r(Method::GET, "/confirmationBase/{action}", |r| r.to(confirmation_action)),
+        r(Method::POST, "/confirmationBase/{action}/feedback", |r| r.to(confirmation_feedback)),
+        r(Method::GET, "/softwaremodules/{module}/artifacts", |r| r.to(artifacts)),
+        r(Method::GET, "/softwaremodules/{module}/artifacts/{file}", |r| r.to(artifact)),
+        r(Method::HEAD, "/softwaremodules/{module}/artifacts/{file}", |r| r.to(artifact)),
+    ]
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/{tenant}/controller/v1/{controller}")
-            .service(web::resource("").get(poll))
-            .service(web::resource("/configData").put(config_data))
-            .service(web::resource("/deploymentBase/{action}").get(deployment_base))
-            .service(web::resource("/deploymentBase/{action}/feedback").post(deployment_feedback))
-            .service(web::resource("/cancelAction/{action}").get(cancel_action))
-            .service(web::resource("/cancelAction/{action}/feedback").post(cancel_feedback))
-            .service(web::resource("/installedBase/{action}").get(installed_base))
-            .service(web::resource("/installedBase").put(report_installed))
-            .service(web::resource("/confirmationBase").get(confirmation_base))
-            .service(web::resource("/confirmationBase/activateAutoConfirm").post(activate_auto_confirm))
-            .service(web::resource("/confirmationBase/deactivateAutoConfirm").post(deactivate_auto_confirm))
-            .service(web::resource("/confirmationBase/{action}").get(confirmation_action))
-            .service(web::resource("/confirmationBase/{action}/feedback").post(confirmation_feedback))
-            .service(web::resource("/softwaremodules/{module}/artifacts").get(artifacts))
-            .service(
-                web::resource("/softwaremodules/{module}/artifacts/{file}")
-                    .route(web::get().to(artifact))
-                    .route(web::head().to(artifact)),
-            ),
-    );
+    super::routes::mount(cfg, &routes());
 }
 
 /// DDI renders errors its own way: 401 is empty (hawkBit clients look at the status only,
@@ -140,12 +144,23 @@ fn media_type(req: &HttpRequest) -> Result<Media> {
     }
 }
 
-/// Reads a request body of at most [`JSON_LIMIT`](super::JSON_LIMIT) bytes.
-async fn read_body(payload: web::Payload) -> Result<web::Bytes> {
-    match payload.to_bytes_limited(super::JSON_LIMIT).await {
-        Ok(Ok(bytes)) => Ok(bytes),
-        Ok(Err(e)) => Err(Error::bad_request("invalid_body", format!("the body could not be read: {e}")).into()),
-        Err(_) => Err(Error::PayloadTooLarge(format!("DDI bodies are at most {} bytes", super::JSON_LIMIT)).into()),
+/// The body of a DDI request, read only once its credentials hold: they are checked from the
+/// headers first (as the admin API's extractors do), so a caller without valid credentials
+/// is answered 401 at once and cannot hold a connection open by trickling a body. The body
+/// itself is at most [`JSON_LIMIT`](super::JSON_LIMIT) bytes and must arrive within
+/// `ddi_body_timeout_secs` (408 after).
+async fn authenticated_body(hub: &HubData, req: &HttpRequest, payload: web::Payload) -> Result<web::Bytes> {
+    svc::check_credentials(hub, address(req), credentials(req)).await?;
+    let limit = std::time::Duration::from_secs(hub.settings.ddi_body_timeout_secs);
+    match tokio::time::timeout(limit, payload.to_bytes_limited(super::JSON_LIMIT)).await {
+        Ok(Ok(Ok(bytes))) => Ok(bytes),
+        Ok(Ok(Err(e))) => Err(Error::bad_request("invalid_body", format!("the body could not be read: {e}")).into()),
+        Ok(Err(_)) => Err(Error::PayloadTooLarge(format!("DDI bodies are at most {} bytes", super::JSON_LIMIT)).into()),
+        Err(_) => Err(Error::RequestTimeout(format!(
+            "the body did not arrive within {} s (ddi_body_timeout_secs)",
+            limit.as_secs()
+        ))
+        .into()),
     }
 }
 
@@ -289,7 +304,7 @@ async fn poll(hub: HubData, req: HttpRequest) -> Result<HttpResponse> {
 }
 
 async fn config_data(hub: HubData, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse> {
-    let data = json_body(&req, &read_body(payload).await?)?;
+    let data = json_body(&req, &authenticated_body(&hub, &req, payload).await?)?;
     svc::config_data(&hub, address(&req), credentials(&req), data).await?;
     Ok(HttpResponse::Ok().finish())
 }
@@ -303,7 +318,7 @@ async fn deployment_base(hub: HubData, req: HttpRequest, q: web::Query<HistoryQu
 }
 
 async fn deployment_feedback(hub: HubData, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse> {
-    let feedback = json_body(&req, &read_body(payload).await?)?;
+    let feedback = json_body(&req, &authenticated_body(&hub, &req, payload).await?)?;
     svc::deployment_feedback_for(&hub, address(&req), credentials(&req), param(&req, "action"), feedback).await?;
     Ok(HttpResponse::Ok().finish())
 }
@@ -315,7 +330,7 @@ async fn cancel_action(hub: HubData, req: HttpRequest) -> Result<HttpResponse> {
 }
 
 async fn cancel_feedback(hub: HubData, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse> {
-    let feedback = json_body(&req, &read_body(payload).await?)?;
+    let feedback = json_body(&req, &authenticated_body(&hub, &req, payload).await?)?;
     svc::cancel_feedback_for(&hub, address(&req), credentials(&req), param(&req, "action"), feedback).await?;
     Ok(HttpResponse::Ok().finish())
 }
@@ -329,7 +344,7 @@ async fn installed_base(hub: HubData, req: HttpRequest, q: web::Query<HistoryQue
 }
 
 async fn report_installed(hub: HubData, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse> {
-    let report = json_body(&req, &read_body(payload).await?)?;
+    let report = json_body(&req, &authenticated_body(&hub, &req, payload).await?)?;
     let changed = svc::report_installed(&hub, address(&req), credentials(&req), report).await?;
     Ok(if changed { HttpResponse::Created().finish() } else { HttpResponse::Ok().finish() })
 }
@@ -379,13 +394,13 @@ async fn confirmation_action(hub: HubData, req: HttpRequest, q: web::Query<Histo
 }
 
 async fn confirmation_feedback(hub: HubData, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse> {
-    let consent = json_body(&req, &read_body(payload).await?)?;
+    let consent = json_body(&req, &authenticated_body(&hub, &req, payload).await?)?;
     svc::consent(&hub, address(&req), credentials(&req), param(&req, "action"), consent).await?;
     Ok(HttpResponse::Ok().finish())
 }
 
 async fn activate_auto_confirm(hub: HubData, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse> {
-    let body = read_body(payload).await?;
+    let body = authenticated_body(&hub, &req, payload).await?;
     let input = if body.is_empty() { svc::ActivateAutoConfirm::default() } else { json_body(&req, &body)? };
     svc::activate_auto_confirm(&hub, address(&req), credentials(&req), input).await?;
     Ok(HttpResponse::Ok().finish())
@@ -429,4 +444,172 @@ async fn artifact(hub: HubData, req: HttpRequest) -> Result<HttpResponse> {
         svc::note_download(&hub, found.session_id, req.uri().to_string()).await?;
     }
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    //! Property tests: whatever a device sends as a body, decoding it (and the pure rules its
+    //! fields go through next) never panics and never ends in a 5xx.
+
+    use actix_web::test::TestRequest;
+    use proptest::prelude::*;
+    use serde_json::Map;
+
+    use super::*;
+    use crate::domain::{attributes, ddi as rules, version::FirmwareVersion};
+
+    /// DDI's own words, so that arbitrary JSON often looks like a real message.
+    const WORDS: &[&str] = &[
+        "status",
+        "execution",
+        "result",
+        "finished",
+        "details",
+        "progress",
+        "cnt",
+        "of",
+        "code",
+        "data",
+        "mode",
+        "name",
+        "version",
+        "confirmation",
+        "remark",
+        "initiator",
+        "id",
+        "time",
+        "closed",
+        "proceeding",
+        "canceled",
+        "scheduled",
+        "rejected",
+        "resumed",
+        "downloaded",
+        "download",
+        "success",
+        "failure",
+        "none",
+        "merge",
+        "replace",
+        "remove",
+        "confirmed",
+        "denied",
+        "1.0.0",
+        "v2",
+        "",
+    ];
+
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![prop::sample::select(WORDS).prop_map(str::to_owned), any::<String>()]
+    }
+
+    fn json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            text().prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 64, 8, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+                prop::collection::vec((text(), inner), 0..8)
+                    .prop_map(|entries| Value::Object(entries.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// A body: arbitrary bytes, or some JSON as JSON or as CBOR.
+    fn body() -> impl Strategy<Value = (Vec<u8>, &'static str)> {
+        let content_type = prop::sample::select(vec![
+            "application/json",
+            "application/hal+json; charset=UTF-8",
+            "application/cbor",
+            "text/plain",
+            "",
+        ]);
+        prop_oneof![
+            (any::<Vec<u8>>(), content_type),
+            json().prop_map(|v| (serde_json::to_vec(&v).unwrap_or_default(), "application/json")),
+            json().prop_map(|v| {
+                let mut out = Vec::new();
+                ciborium::into_writer(&v, &mut out).unwrap_or_default();
+                (out, "application/cbor")
+            }),
+        ]
+    }
+
+    fn request(content_type: &str) -> HttpRequest {
+        let mut r = TestRequest::default();
+        if !content_type.is_empty() {
+            r = r.insert_header((header::CONTENT_TYPE, content_type));
+        }
+        r.to_http_request()
+    }
+
+    /// Decodes a body as `T`; an error must be the client's (4xx).
+    fn decode<T: DeserializeOwned>(req: &HttpRequest, bytes: &[u8]) -> Option<T> {
+        match json_body::<T>(req, bytes) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                assert!(e.status_code().is_client_error(), "{e}");
+                None
+            }
+        }
+    }
+
+    fn client_error(e: Error) {
+        assert!((400..500).contains(&e.status()), "{e}");
+    }
+
+    proptest! {
+        #[test]
+        fn bodies_never_panic_nor_fail_the_server((bytes, content_type) in body(), current in json()) {
+            let req = request(content_type);
+            if let Some(f) = decode::<svc::Feedback>(&req, &bytes) {
+                let (execution, finished) = (f.status.execution, f.status.result.finished);
+                for action in [rules::ActionType::Forced, rules::ActionType::Soft, rules::ActionType::DownloadOnly] {
+                    let _ = rules::deployment_feedback(action, execution, finished);
+                }
+                let _ = rules::cancel_feedback(execution, finished);
+            }
+            if let Some(c) = decode::<svc::ConfigData>(&req, &bytes) {
+                let current = current.as_object().cloned().unwrap_or_default();
+                match attributes::apply(&current, c.mode.unwrap_or_default(), &c.data) {
+                    Ok(next) => prop_assert!(attributes::validate(&next).is_ok()),
+                    Err(e) => client_error(e.into()),
+                }
+            }
+            if let Some(r) = decode::<svc::InstalledReport>(&req, &bytes)
+                && let Err(e) = FirmwareVersion::parse_lenient("version", &r.version)
+            {
+                client_error(e);
+            }
+            let _ = decode::<svc::ConsentFeedback>(&req, &bytes);
+            let _ = decode::<svc::ActivateAutoConfirm>(&req, &bytes);
+        }
+
+        /// Attributes: whatever the current map and the update, the result obeys the rules
+        /// (at most 100 printable entries) or the update is refused as the client's error.
+        #[test]
+        fn attributes_stay_within_the_rules(
+            current in prop::collection::vec((text(), text()), 0..120),
+            data in prop::collection::vec((text(), json()), 0..120),
+            mode in prop::sample::select(vec![attributes::Mode::Merge, attributes::Mode::Replace, attributes::Mode::Remove]),
+        ) {
+            let current: Map<String, Value> = current.into_iter().map(|(k, v)| (k, Value::from(v))).collect();
+            let data: Map<String, Value> = data.into_iter().collect();
+            match attributes::apply(&current, mode, &data) {
+                Ok(next) => {
+                    prop_assert!(next.len() <= attributes::MAX_ATTRIBUTES);
+                    prop_assert!(attributes::validate(&next).is_ok());
+                }
+                Err(e) => client_error(e.into()),
+            }
+            if let Err(e) = attributes::validate(&current) {
+                client_error(e.into());
+            }
+        }
+    }
 }

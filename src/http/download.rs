@@ -53,11 +53,12 @@ pub async fn respond(req: &HttpRequest, storage: &Storage, d: &Blob) -> Result<(
         Err(RangeError::Multiple) => return Err(Error::MultipleRanges { size: d.size }),
         Err(RangeError::Unsatisfiable) => return Err(Error::RangeNotSatisfiable { size: d.size }),
     };
-    let (status, start, end_exclusive, served) = match plan {
-        Plan::Full => (StatusCode::OK, 0, d.size, Served::Whole),
-        Plan::Partial { start, end } => (StatusCode::PARTIAL_CONTENT, start, end + 1, Served::Part),
+    let (status, served) = match plan {
+        Plan::Full => (StatusCode::OK, Served::Whole),
+        Plan::Partial { .. } => (StatusCode::PARTIAL_CONTENT, Served::Part),
     };
-    let length = end_exclusive - start;
+    let (window, content_range) = plan.window(d.size);
+    let length = window.end - window.start;
 
     let mut response = HttpResponse::build(status);
     response
@@ -66,15 +67,15 @@ pub async fn respond(req: &HttpRequest, storage: &Storage, d: &Blob) -> Result<(
         .insert_header((header::CONTENT_TYPE, "application/octet-stream"))
         .insert_header((header::CONTENT_DISPOSITION, format!("attachment; filename=\"{}\"", d.filename)))
         .insert_header((header::CACHE_CONTROL, "private, no-transform"));
-    if status == StatusCode::PARTIAL_CONTENT {
-        response.insert_header((header::CONTENT_RANGE, format!("bytes {start}-{}/{}", end_exclusive - 1, d.size)));
+    if let Some(content_range) = content_range {
+        response.insert_header((header::CONTENT_RANGE, content_range));
     }
     if req.method() == Method::HEAD {
         // actix sends no body for HEAD but takes Content-Length from the body's declared size.
         let nothing = futures_util::stream::empty::<std::result::Result<bytes::Bytes, actix_web::Error>>();
         return Ok((response.no_chunking(length).streaming(nothing), Served::Nothing));
     }
-    let body = storage.read(&d.key, start..end_exclusive).await?;
+    let body = storage.read(&d.key, window).await?;
     let body = body.map(|chunk| chunk.map_err(actix_web::error::ErrorInternalServerError));
     Ok((response.no_chunking(length).streaming(body), served))
 }

@@ -1,12 +1,21 @@
 //! `/healthz`: the process answers. `/readyz`: the database and the object store answer.
 
+use actix_web::http::Method;
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
+use super::routes::Route;
 use crate::service::Hub;
 
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::new("public", "", Method::GET, "/healthz", |r| r.to(healthz)),
+        Route::new("public", "", Method::GET, "/readyz", |r| r.to(readyz)),
+    ]
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(healthz)).route("/readyz", web::get().to(readyz));
+    super::routes::mount(cfg, &routes());
 }
 
 async fn healthz() -> HttpResponse {

@@ -7,9 +7,11 @@ pub mod ddi;
 pub mod download;
 pub mod errors;
 pub mod health;
+pub mod input;
 pub mod pages;
 pub mod pagination;
 pub mod range;
+pub mod routes;
 
 use std::future::Future;
 use std::time::Instant;
@@ -23,6 +25,18 @@ use crate::service::Hub;
 /// Largest JSON body the API reads (image uploads are raw bodies and not limited by this).
 pub const JSON_LIMIT: usize = 1024 * 1024;
 
+/// Where the REST API is mounted.
+pub const API_PREFIX: &str = "/api/v1";
+
+/// Every route the server answers, as clients see it (method, path pattern, family): the
+/// same tables [`configure`] mounts.
+pub fn routes() -> Vec<routes::RouteInfo> {
+    let public = health::routes().into_iter().chain(pages::routes()).map(|r| r.info(""));
+    let api = api::routes().into_iter().map(|r| r.info(API_PREFIX));
+    let ddi = ddi::routes().into_iter().map(|r| r.info(""));
+    public.chain(api).chain(ddi).collect()
+}
+
 /// Mounts everything on an actix `App`.
 pub fn configure(cfg: &mut web::ServiceConfig, hub: Hub) {
     cfg.app_data(web::Data::new(hub))
@@ -32,8 +46,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, hub: Hub) {
         .configure(health::configure)
         .configure(pages::configure)
         .service(
-            web::scope("/api/v1")
+            web::scope(API_PREFIX)
                 .wrap(ErrorHandlers::new().handler(StatusCode::METHOD_NOT_ALLOWED, errors::method_not_allowed))
+                .wrap_fn(input::refuse_nul_in_uri)
                 .configure(api::configure)
                 .default_service(web::to(errors::not_found)),
         )

@@ -1,13 +1,19 @@
 //! HTML pages rendered from `templates/` (compiled into the binary by askama).
 
+use actix_web::http::Method;
 use actix_web::web;
 use askama::Template;
 use askama_web::WebTemplate;
 
+use super::routes::Route;
 use crate::service::Hub;
 
+pub fn routes() -> Vec<Route> {
+    vec![Route::new("public", "", Method::GET, "/", |r| r.to(index))]
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(index));
+    super::routes::mount(cfg, &routes());
 }
 
 #[derive(Template, WebTemplate)]

@@ -28,7 +28,9 @@ pub fn respond<T: Serialize>(hub: &Hub, req: &HttpRequest, listing: Listing<T>) 
         query.append_pair("offset", &offset.to_string());
         format!("{}?{}", hub.link(req.path()), query.finish())
     };
-    let next = (page.offset + page.limit < total).then(|| link(page.offset + page.limit));
-    let previous = (page.offset > 0).then(|| link((page.offset - page.limit).max(0)));
+    // `ListParams::page` bounds both numbers; the checked arithmetic keeps a link from ever
+    // wrapping around should a caller build a page some other way.
+    let next = page.offset.checked_add(page.limit).filter(|n| *n < total).map(link);
+    let previous = (page.offset > 0).then(|| link(page.offset.saturating_sub(page.limit).max(0)));
     HttpResponse::Ok().json(Paginated { count: total, next, previous, results: items })
 }

@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 use super::session::engine::{self, Applied, Assignment, Details, Limits, NewSession};
 use super::session::request::find_procedure_by_refs;
 use super::session::views::{self, HistoryEntry, SessionView};
-use super::{Actor, resolve};
+use super::{Actor, resolve_if};
 use crate::db::session::Session;
 use crate::db::{self, AnyConnection, write_transaction_retrying};
 use crate::domain::ddi::ActionType;
@@ -96,7 +96,7 @@ pub async fn assign(hub: &Hub, actor: &Actor, firmware: String, input: AssignReq
         .db
         .run(move |conn| {
             write_transaction_retrying(conn, |conn| {
-                let fw = super::firmware::find_released(conn, &firmware)?;
+                let fw = super::firmware::find_released(conn, &actor, &firmware)?;
                 let model = db::model::find(conn, &fw.model_id)?.ok_or_else(|| Error::internal("firmware without model"))?;
                 actor.require_in(Action::Write, &model.product_id)?;
                 let product = db::product::find(conn, &model.product_id)?.ok_or_else(|| Error::internal("model without product"))?;
@@ -138,10 +138,9 @@ fn targets(conn: &mut AnyConnection, product_id: &str, input: &AssignRequest) ->
         found.insert(device.id.clone(), device);
     }
     if let Some(c) = &input.channel {
-        let channel = resolve(conn, "channel", "channel", c, db::channel::find_by_ref)?;
-        if channel.product_id != product_id {
-            return Err(Error::unprocessable("unknown_reference", "channel: belongs to another product"));
-        }
+        // a channel of another product is as unknown here as one that does not exist
+        let channel =
+            resolve_if(conn, "channel", "channel", c, db::channel::find_by_ref, |c| c.product_id == product_id)?;
         for d in db::device::in_product(conn, product_id, Some(&channel.id))? {
             found.insert(d.id.clone(), d);
         }

@@ -4,7 +4,7 @@ use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Actor, ListParams, Listing, duplicate, find_path, resolve};
+use super::{Actor, ListParams, Listing, duplicate, find_path_if, find_path_seen, resolve, resolve_seen};
 use crate::db::{self, AnyConnection, Page, write_transaction};
 use crate::domain::ids::{ObjectRef, validate_name, validate_tid};
 use crate::domain::procedure::Timeouts;
@@ -67,6 +67,11 @@ pub struct ScopedQuery {
     pub product: Option<String>,
     #[serde(flatten)]
     pub list: ListParams,
+}
+
+/// A product is in itself (for [`find_path_seen`] and [`resolve_seen`]).
+fn product_id(p: &db::product::Product) -> &str {
+    &p.id
 }
 
 fn new_id() -> String {
@@ -136,12 +141,38 @@ fn product_view(p: db::product::Product) -> ProductView {
 /// hawkBit's own default polling interval is 5 minutes.
 const DEFAULT_POLLING_SECS: i32 = 300;
 
+/// The handle hawkBit devices use as their tenant when they have none of their own; it means
+/// the configured default product (`DEVICEHUB_DDI_DEFAULT_PRODUCT`), so no product may take it.
+const RESERVED_PRODUCT_HANDLE: &str = "default";
+
+/// A product handle is a hawkBit tenant, and tenants match ignoring case: it must differ from
+/// every other product's handle ignoring case, and must not be `default` (the unique index on
+/// `lower(tid)` backs this up against a concurrent writer). `except`: the product being renamed.
+fn check_product_handle(conn: &mut AnyConnection, tid: &str, except: Option<&str>) -> Result<()> {
+    if tid.eq_ignore_ascii_case(RESERVED_PRODUCT_HANDLE) {
+        return Err(Error::conflict(
+            "reserved_handle",
+            format!("tid: {tid:?} is reserved (hawkBit's DEFAULT tenant names the default product)"),
+        ));
+    }
+    if let Some(other) = db::product::find_by_tid_ignoring_case(conn, tid)?
+        && Some(other.id.as_str()) != except
+    {
+        return Err(Error::conflict(
+            "already_exists",
+            format!("a product with tid {:?} already exists (handles are unique ignoring case)", other.tid),
+        ));
+    }
+    Ok(())
+}
+
 pub async fn create_product(hub: &Hub, actor: &Actor, input: NewHandle) -> Result<ProductView> {
     actor.require(Action::Manage, Scope::Global)?;
     validate_tid("tid", &input.tid)?;
     validate_name("name", &input.name)?;
     hub.db
         .run(move |conn| {
+            check_product_handle(conn, &input.tid, None)?;
             let now = time::now();
             let row = db::product::Product {
                 id: new_id(),
@@ -176,7 +207,7 @@ pub async fn get_product(hub: &Hub, actor: &Actor, id: String) -> Result<Product
     let actor = actor.clone();
     hub.db
         .run(move |conn| {
-            let p = find_path(conn, "product", &id, db::product::find_by_ref)?;
+            let p = find_path_seen(conn, &actor, "product", &id, db::product::find_by_ref, product_id)?;
             actor.require_in(Action::Read, &p.id)?;
             Ok(product_view(p))
         })
@@ -196,8 +227,11 @@ pub async fn update_product(hub: &Hub, actor: &Actor, id: String, input: Product
     let actor = actor.clone();
     hub.db
         .run(move |conn| {
-            let p = find_path(conn, "product", &id, db::product::find_by_ref)?;
+            let p = find_path_seen(conn, &actor, "product", &id, db::product::find_by_ref, product_id)?;
             actor.require_in(Action::Manage, &p.id)?;
+            if let Some(tid) = &input.tid {
+                check_product_handle(conn, tid, Some(&p.id))?;
+            }
             let changes = db::product::ProductChanges {
                 tid: input.tid.clone(),
                 name: input.name,
@@ -218,10 +252,11 @@ pub async fn update_product(hub: &Hub, actor: &Actor, id: String, input: Product
 }
 
 pub async fn delete_product(hub: &Hub, actor: &Actor, id: String) -> Result<()> {
-    actor.require(Action::Manage, Scope::Global)?;
+    let actor = actor.clone();
     hub.db
         .run(move |conn| {
-            let p = find_path(conn, "product", &id, db::product::find_by_ref)?;
+            let p = find_path_seen(conn, &actor, "product", &id, db::product::find_by_ref, product_id)?;
+            actor.require(Action::Manage, Scope::Global)?;
             db::product::delete(conn, &p.id).map_err(in_use("product", "its models, channels and devices"))?;
             Ok(())
         })
@@ -335,7 +370,8 @@ pub async fn create_scoped<T: ProductScoped>(hub: &Hub, actor: &Actor, input: Ne
     let actor = actor.clone();
     hub.db
         .run(move |conn| {
-            let product = resolve(conn, "product", "product", &input.product, db::product::find_by_ref)?;
+            let product =
+                resolve_seen(conn, &actor, "product", "product", &input.product, db::product::find_by_ref, product_id)?;
             actor.require_in(Action::Write, &product.id)?;
             let row = T::new_row(input.tid.clone(), input.name, product.id);
             row.insert(conn).map_err(Error::from).map_err(duplicate(T::KIND, "tid", &input.tid))?;
@@ -351,12 +387,13 @@ pub async fn list_scoped<T: ProductScoped>(
 ) -> Result<Listing<HandleView>> {
     let page = query.list.page()?;
     let only = actor.products_allowing(Action::Read);
+    let actor = actor.clone();
     hub.db
         .run(move |conn| {
             let product = query
                 .product
                 .as_deref()
-                .map(|p| resolve(conn, "product", "product", p, db::product::find_by_ref))
+                .map(|p| resolve_seen(conn, &actor, "product", "product", p, db::product::find_by_ref, product_id))
                 .transpose()?;
             let (rows, total) = T::list(conn, product.as_ref().map(|p| p.id.as_str()), only.as_deref(), page)?;
             Ok(Listing::new(rows.into_iter().map(T::view).collect(), total, page))
@@ -368,7 +405,7 @@ pub async fn get_scoped<T: ProductScoped>(hub: &Hub, actor: &Actor, id: String) 
     let actor = actor.clone();
     hub.db
         .run(move |conn| {
-            let row = find_path(conn, T::KIND, &id, T::find_by_ref)?;
+            let row = find_path_seen(conn, &actor, T::KIND, &id, T::find_by_ref, T::product_id)?;
             actor.require_in(Action::Read, row.product_id())?;
             Ok(row.view())
         })
@@ -385,7 +422,7 @@ pub async fn update_scoped<T: ProductScoped>(
     let actor = actor.clone();
     hub.db
         .run(move |conn| {
-            let row = find_path(conn, T::KIND, &id, T::find_by_ref)?;
+            let row = find_path_seen(conn, &actor, T::KIND, &id, T::find_by_ref, T::product_id)?;
             actor.require_in(Action::Write, row.product_id())?;
             T::update(conn, row.id(), &input, time::now()).map_err(Error::from).map_err(duplicate(
                 T::KIND,
@@ -401,7 +438,7 @@ pub async fn delete_scoped<T: ProductScoped>(hub: &Hub, actor: &Actor, id: Strin
     let actor = actor.clone();
     hub.db
         .run(move |conn| {
-            let row = find_path(conn, T::KIND, &id, T::find_by_ref)?;
+            let row = find_path_seen(conn, &actor, T::KIND, &id, T::find_by_ref, T::product_id)?;
             actor.require_in(Action::Write, row.product_id())?;
             T::delete(conn, row.id()).map_err(in_use(T::KIND, T::DEPENDENTS))?;
             Ok(())
@@ -461,18 +498,22 @@ pub async fn list_methods(hub: &Hub, actor: &Actor, params: ListParams) -> Resul
 }
 
 pub async fn get_method(hub: &Hub, actor: &Actor, id: String) -> Result<HandleView> {
-    require_global_read(actor)?;
+    let sees = actor.has_any_grant();
     hub.db
-        .run(move |conn| Ok(method_view(find_path(conn, "delivery method", &id, db::delivery::methods::find_by_ref)?)))
+        .run(move |conn| {
+            Ok(method_view(find_path_if(conn, "delivery method", &id, db::delivery::methods::find_by_ref, |_| sees)?))
+        })
         .await
 }
 
 pub async fn update_method(hub: &Hub, actor: &Actor, id: String, input: HandleUpdate) -> Result<HandleView> {
-    actor.require(Action::Write, Scope::Global)?;
     input.validate()?;
+    let actor = actor.clone();
     hub.db
         .run(move |conn| {
-            let m = find_path(conn, "delivery method", &id, db::delivery::methods::find_by_ref)?;
+            let sees = actor.has_any_grant();
+            let m = find_path_if(conn, "delivery method", &id, db::delivery::methods::find_by_ref, |_| sees)?;
+            actor.require(Action::Write, Scope::Global)?;
             let changes = db::delivery::DeliveryMethodChanges {
                 tid: input.tid.clone(),
                 name: input.name,
@@ -491,10 +532,12 @@ pub async fn update_method(hub: &Hub, actor: &Actor, id: String, input: HandleUp
 }
 
 pub async fn delete_method(hub: &Hub, actor: &Actor, id: String) -> Result<()> {
-    actor.require(Action::Write, Scope::Global)?;
+    let actor = actor.clone();
     hub.db
         .run(move |conn| {
-            let m = find_path(conn, "delivery method", &id, db::delivery::methods::find_by_ref)?;
+            let sees = actor.has_any_grant();
+            let m = find_path_if(conn, "delivery method", &id, db::delivery::methods::find_by_ref, |_| sees)?;
+            actor.require(Action::Write, Scope::Global)?;
             db::delivery::methods::delete(conn, &m.id).map_err(in_use("delivery method", "its delivery procedures"))?;
             Ok(())
         })
@@ -646,21 +689,29 @@ pub async fn list_procedures(hub: &Hub, actor: &Actor, query: ProcedureQuery) ->
 }
 
 pub async fn get_procedure(hub: &Hub, actor: &Actor, id: String) -> Result<ProcedureView> {
-    require_global_read(actor)?;
+    let sees = actor.has_any_grant();
     hub.db
         .run(move |conn| {
-            procedure_view(find_path(conn, "delivery procedure", &id, db::delivery::procedures::find_by_ref)?)
+            procedure_view(find_path_if(
+                conn,
+                "delivery procedure",
+                &id,
+                db::delivery::procedures::find_by_ref,
+                |_| sees,
+            )?)
         })
         .await
 }
 
 pub async fn update_procedure(hub: &Hub, actor: &Actor, id: String, input: ProcedureUpdate) -> Result<ProcedureView> {
-    actor.require(Action::Write, Scope::Global)?;
     HandleUpdate { tid: input.tid.clone(), name: input.name.clone() }.validate()?;
+    let actor = actor.clone();
     hub.db
         .run(move |conn| {
             write_transaction(conn, |conn| {
-                let p = find_path(conn, "delivery procedure", &id, db::delivery::procedures::find_by_ref)?;
+                let sees = actor.has_any_grant();
+                let p = find_path_if(conn, "delivery procedure", &id, db::delivery::procedures::find_by_ref, |_| sees)?;
+                actor.require(Action::Write, Scope::Global)?;
                 let method = input
                     .delivery_method
                     .as_deref()
@@ -698,10 +749,12 @@ pub async fn update_procedure(hub: &Hub, actor: &Actor, id: String, input: Proce
 }
 
 pub async fn delete_procedure(hub: &Hub, actor: &Actor, id: String) -> Result<()> {
-    actor.require(Action::Write, Scope::Global)?;
+    let actor = actor.clone();
     hub.db
         .run(move |conn| {
-            let p = find_path(conn, "delivery procedure", &id, db::delivery::procedures::find_by_ref)?;
+            let sees = actor.has_any_grant();
+            let p = find_path_if(conn, "delivery procedure", &id, db::delivery::procedures::find_by_ref, |_| sees)?;
+            actor.require(Action::Write, Scope::Global)?;
             db::delivery::procedures::delete(conn, &p.id).map_err(in_use("delivery procedure", "its sessions"))?;
             Ok(())
         })

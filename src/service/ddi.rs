@@ -116,6 +116,12 @@ where
         .await
 }
 
+/// Checks a DDI request's credentials alone (no registration), so the door can refuse a
+/// caller from the headers before it reads a body (issue 9, defect 7).
+pub async fn check_credentials(hub: &Hub, at: Address, auth: DdiAuth) -> Result<()> {
+    as_device(hub, at, auth, Access::Read, |_, _| Ok(())).await
+}
+
 // ---- poll ---------------------------------------------------------------------------------
 
 /// What the poll links to.

@@ -5,7 +5,7 @@ use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{Actor, ListParams, Listing, double_option, resolve};
+use super::{Actor, ListParams, Listing, double_option, resolve_seen};
 use crate::db::{self, AnyConnection, write_transaction};
 use crate::domain::ids::{validate_device_id, validate_name};
 use crate::domain::rights::Action;
@@ -135,7 +135,7 @@ pub async fn rotate_target_token(hub: &Hub, actor: &Actor, id: String) -> Result
     let actor = actor.clone();
     hub.db
         .run(move |conn| {
-            let mut d = find(conn, &id)?;
+            let mut d = find(conn, &actor, &id)?;
             actor.require_in(Action::Write, &d.product_id)?;
             let token = generate_target_token();
             d.target_token_hash = Some(crate::service::auth::hash_token(&token));
@@ -163,22 +163,36 @@ pub fn validate_attributes(attributes: &Map<String, Value>) -> Result<String> {
     serde_json::to_string(attributes).map_err(|e| Error::internal(e.to_string()))
 }
 
-fn find(conn: &mut AnyConnection, id: &str) -> Result<db::device::Device> {
+/// A device by id; one in a product the actor does not see is not found either.
+fn find(conn: &mut AnyConnection, actor: &Actor, id: &str) -> Result<db::device::Device> {
     let not_found = || Error::not_found(format!("device {id:?}"));
     let id = uuid::Uuid::parse_str(id).map_err(|_| not_found())?.to_string();
-    db::device::find(conn, &id)?.ok_or_else(not_found)
+    db::device::find(conn, &id)?.filter(|d| actor.sees(&d.product_id)).ok_or_else(not_found)
+}
+
+fn product_id(p: &db::product::Product) -> &str {
+    &p.id
+}
+
+fn model_product(m: &db::model::Model) -> &str {
+    &m.product_id
+}
+
+fn channel_product(c: &db::channel::Channel) -> &str {
+    &c.product_id
 }
 
 /// A model or channel reference that must belong to `product_id`.
 fn resolve_in_product<T>(
     conn: &mut AnyConnection,
+    actor: &Actor,
     kind: &str,
     raw: &str,
     product_id: &str,
     lookup: fn(&mut AnyConnection, &crate::domain::ids::ObjectRef) -> diesel::QueryResult<Option<T>>,
     product_of: fn(&T) -> &str,
 ) -> Result<T> {
-    let found = resolve(conn, kind, kind, raw, lookup)?;
+    let found = resolve_seen(conn, actor, kind, kind, raw, lookup, product_of)?;
     if product_of(&found) != product_id {
         return Err(Error::unprocessable("unknown_reference", format!("{kind}: {raw:?} belongs to another product")));
     }
@@ -203,18 +217,21 @@ pub async fn create(hub: &Hub, actor: &Actor, input: NewDevice) -> Result<Device
                 let model = input
                     .model
                     .as_deref()
-                    .map(|m| resolve(conn, "model", "model", m, db::model::find_by_ref))
+                    .map(|m| resolve_seen(conn, &actor, "model", "model", m, db::model::find_by_ref, model_product))
                     .transpose()?;
                 let product_id = match (&model, &input.product) {
                     (Some(m), Some(p)) => {
-                        let product = resolve(conn, "product", "product", p, db::product::find_by_ref)?;
+                        let product =
+                            resolve_seen(conn, &actor, "product", "product", p, db::product::find_by_ref, product_id)?;
                         if product.id != m.product_id {
                             return Err(Error::unprocessable("unknown_reference", "model: belongs to another product"));
                         }
                         product.id
                     }
                     (Some(m), None) => m.product_id.clone(),
-                    (None, Some(p)) => resolve(conn, "product", "product", p, db::product::find_by_ref)?.id,
+                    (None, Some(p)) => {
+                        resolve_seen(conn, &actor, "product", "product", p, db::product::find_by_ref, product_id)?.id
+                    }
                     (None, None) => return Err(Error::invalid("product or model is required")),
                 };
                 actor.require_in(Action::Write, &product_id)?;
@@ -222,7 +239,15 @@ pub async fn create(hub: &Hub, actor: &Actor, input: NewDevice) -> Result<Device
                     .channel
                     .as_deref()
                     .map(|c| {
-                        resolve_in_product(conn, "channel", c, &product_id, db::channel::find_by_ref, |c| &c.product_id)
+                        resolve_in_product(
+                            conn,
+                            &actor,
+                            "channel",
+                            c,
+                            &product_id,
+                            db::channel::find_by_ref,
+                            channel_product,
+                        )
                     })
                     .transpose()?;
                 let (mut row, target_token) = new_device(product_id, input.device_id.clone(), time::now());
@@ -247,22 +272,23 @@ pub async fn create(hub: &Hub, actor: &Actor, input: NewDevice) -> Result<Device
 pub async fn list(hub: &Hub, actor: &Actor, query: DeviceQuery) -> Result<Listing<DeviceView>> {
     let page = query.list.page()?;
     let only = actor.products_allowing(Action::Read);
+    let actor = actor.clone();
     hub.db
         .run(move |conn| {
             let product = query
                 .product
                 .as_deref()
-                .map(|p| resolve(conn, "product", "product", p, db::product::find_by_ref))
+                .map(|p| resolve_seen(conn, &actor, "product", "product", p, db::product::find_by_ref, product_id))
                 .transpose()?;
             let model = query
                 .model
                 .as_deref()
-                .map(|m| resolve(conn, "model", "model", m, db::model::find_by_ref))
+                .map(|m| resolve_seen(conn, &actor, "model", "model", m, db::model::find_by_ref, model_product))
                 .transpose()?;
             let channel = query
                 .channel
                 .as_deref()
-                .map(|c| resolve(conn, "channel", "channel", c, db::channel::find_by_ref))
+                .map(|c| resolve_seen(conn, &actor, "channel", "channel", c, db::channel::find_by_ref, channel_product))
                 .transpose()?;
             let filter = db::device::Filter {
                 product: product.map(|p| p.id),
@@ -281,7 +307,7 @@ pub async fn get(hub: &Hub, actor: &Actor, id: String) -> Result<DeviceView> {
     let actor = actor.clone();
     hub.db
         .run(move |conn| {
-            let d = find(conn, &id)?;
+            let d = find(conn, &actor, &id)?;
             actor.require_in(Action::Read, &d.product_id)?;
             Ok(view(d))
         })
@@ -297,21 +323,35 @@ pub async fn update(hub: &Hub, actor: &Actor, id: String, input: DeviceUpdate) -
     hub.db
         .run(move |conn| {
             write_transaction(conn, |conn| {
-                let d = find(conn, &id)?;
+                let d = find(conn, &actor, &id)?;
                 actor.require_in(Action::Write, &d.product_id)?;
                 let model_id = match &input.model {
                     Some(Some(m)) => Some(Some(
-                        resolve_in_product(conn, "model", m, &d.product_id, db::model::find_by_ref, |m| &m.product_id)?
-                            .id,
+                        resolve_in_product(
+                            conn,
+                            &actor,
+                            "model",
+                            m,
+                            &d.product_id,
+                            db::model::find_by_ref,
+                            model_product,
+                        )?
+                        .id,
                     )),
                     Some(None) => Some(None),
                     None => None,
                 };
                 let channel_id = match &input.channel {
                     Some(Some(c)) => Some(Some(
-                        resolve_in_product(conn, "channel", c, &d.product_id, db::channel::find_by_ref, |c| {
-                            &c.product_id
-                        })?
+                        resolve_in_product(
+                            conn,
+                            &actor,
+                            "channel",
+                            c,
+                            &d.product_id,
+                            db::channel::find_by_ref,
+                            channel_product,
+                        )?
                         .id,
                     )),
                     Some(None) => Some(None),
@@ -326,7 +366,7 @@ pub async fn update(hub: &Hub, actor: &Actor, id: String, input: DeviceUpdate) -
                     ..Default::default()
                 };
                 db::device::update(conn, &d.id, &changes)?;
-                Ok(view(find(conn, &d.id)?))
+                Ok(view(find(conn, &actor, &d.id)?))
             })
         })
         .await
@@ -336,7 +376,7 @@ pub async fn delete(hub: &Hub, actor: &Actor, id: String) -> Result<()> {
     let actor = actor.clone();
     hub.db
         .run(move |conn| {
-            let d = find(conn, &id)?;
+            let d = find(conn, &actor, &id)?;
             actor.require_in(Action::Write, &d.product_id)?;
             db::device::delete(conn, &d.id)?;
             Ok(())

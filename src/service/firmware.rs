@@ -8,7 +8,7 @@ use chrono::NaiveDateTime;
 use futures_util::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 
-use super::{Actor, ListParams, Listing, resolve};
+use super::{Actor, ListParams, Listing, resolve_seen};
 use crate::db::{self, AnyConnection, write_transaction};
 use crate::domain::rights::Action;
 use crate::domain::version::FirmwareVersion;
@@ -91,20 +91,32 @@ fn load_view(conn: &mut AnyConnection, f: db::firmware::Firmware) -> Result<Firm
     Ok(view(f, channels))
 }
 
-/// A firmware by id, with the product it belongs to.
-fn find_with_product(conn: &mut AnyConnection, id: &str) -> Result<(db::firmware::Firmware, String)> {
+/// A firmware by id, with the product it belongs to; one in a product the actor does not see
+/// is not found either.
+fn find_with_product(conn: &mut AnyConnection, actor: &Actor, id: &str) -> Result<(db::firmware::Firmware, String)> {
     let not_found = || Error::not_found(format!("firmware {id:?}"));
     let id = uuid::Uuid::parse_str(id).map_err(|_| not_found())?.to_string();
     let f = db::firmware::find(conn, &id)?.ok_or_else(not_found)?;
     let model = db::model::find(conn, &f.model_id)?.ok_or_else(|| Error::internal("firmware without model"))?;
+    if !actor.sees(&model.product_id) {
+        return Err(not_found());
+    }
     Ok((f, model.product_id))
 }
 
+fn model_product(m: &db::model::Model) -> &str {
+    &m.product_id
+}
+
+fn channel_product(c: &db::channel::Channel) -> &str {
+    &c.product_id
+}
+
 /// Resolves channel references; each must belong to `product_id`.
-fn resolve_channels(conn: &mut AnyConnection, product_id: &str, refs: &[String]) -> Result<Vec<String>> {
+fn resolve_channels(conn: &mut AnyConnection, actor: &Actor, product_id: &str, refs: &[String]) -> Result<Vec<String>> {
     let mut ids = Vec::with_capacity(refs.len());
     for r in refs {
-        let channel = resolve(conn, "channel", "channels", r, db::channel::find_by_ref)?;
+        let channel = resolve_seen(conn, actor, "channel", "channels", r, db::channel::find_by_ref, channel_product)?;
         if channel.product_id != product_id {
             return Err(Error::unprocessable(
                 "unknown_reference",
@@ -128,9 +140,10 @@ pub async fn create(hub: &Hub, actor: &Actor, input: NewFirmware) -> Result<Firm
     hub.db
         .run(move |conn| {
             write_transaction(conn, |conn| {
-                let model = resolve(conn, "model", "model", &input.model, db::model::find_by_ref)?;
+                let model =
+                    resolve_seen(conn, &actor, "model", "model", &input.model, db::model::find_by_ref, model_product)?;
                 actor.require_in(Action::Write, &model.product_id)?;
-                let channels = resolve_channels(conn, &model.product_id, &input.channels)?;
+                let channels = resolve_channels(conn, &actor, &model.product_id, &input.channels)?;
                 let now = time::now();
                 let row = db::firmware::Firmware {
                     id: uuid::Uuid::new_v4().to_string(),
@@ -165,17 +178,18 @@ pub async fn list(hub: &Hub, actor: &Actor, query: FirmwareQuery) -> Result<List
     }
     let version = query.version.as_deref().map(|v| FirmwareVersion::parse_lenient("version", v)).transpose()?;
     let only = actor.products_allowing(Action::Read);
+    let actor = actor.clone();
     hub.db
         .run(move |conn| {
             let model = query
                 .model
                 .as_deref()
-                .map(|m| resolve(conn, "model", "model", m, db::model::find_by_ref))
+                .map(|m| resolve_seen(conn, &actor, "model", "model", m, db::model::find_by_ref, model_product))
                 .transpose()?;
             let channel = query
                 .channel
                 .as_deref()
-                .map(|c| resolve(conn, "channel", "channel", c, db::channel::find_by_ref))
+                .map(|c| resolve_seen(conn, &actor, "channel", "channel", c, db::channel::find_by_ref, channel_product))
                 .transpose()?;
             let filter = db::firmware::Filter {
                 model: model.map(|m| m.id),
@@ -206,7 +220,7 @@ pub async fn get(hub: &Hub, actor: &Actor, id: String) -> Result<FirmwareView> {
     let actor = actor.clone();
     hub.db
         .run(move |conn| {
-            let (f, product) = find_with_product(conn, &id)?;
+            let (f, product) = find_with_product(conn, &actor, &id)?;
             actor.require_in(Action::Read, &product)?;
             load_view(conn, f)
         })
@@ -219,7 +233,7 @@ pub async fn update(hub: &Hub, actor: &Actor, id: String, input: FirmwareUpdate)
     hub.db
         .run(move |conn| {
             write_transaction(conn, |conn| {
-                let (f, product) = find_with_product(conn, &id)?;
+                let (f, product) = find_with_product(conn, &actor, &id)?;
                 actor.require_in(Action::Write, &product)?;
                 let now = time::now();
                 if let Some(version) = &version
@@ -233,7 +247,7 @@ pub async fn update(hub: &Hub, actor: &Actor, id: String, input: FirmwareUpdate)
                     }
                 }
                 if let Some(refs) = &input.channels {
-                    let channels = resolve_channels(conn, &product, refs)?;
+                    let channels = resolve_channels(conn, &actor, &product, refs)?;
                     db::firmware::set_channels(conn, &f.id, &channels)?;
                     db::firmware::touch(conn, &f.id, now)?;
                 }
@@ -253,7 +267,7 @@ pub async fn delete(hub: &Hub, actor: &Actor, id: String) -> Result<()> {
     let key = hub
         .db
         .run(move |conn| {
-            let (f, product) = find_with_product(conn, &id)?;
+            let (f, product) = find_with_product(conn, &actor, &id)?;
             actor.require_in(Action::Write, &product)?;
             db::firmware::delete(conn, &f.id).map_err(|e| match Error::from(e) {
                 Error::Conflict { code: "in_use", .. } => {
@@ -275,7 +289,7 @@ pub async fn release(hub: &Hub, actor: &Actor, id: String) -> Result<FirmwareVie
     hub.db
         .run(move |conn| {
             write_transaction(conn, |conn| {
-                let (f, product) = find_with_product(conn, &id)?;
+                let (f, product) = find_with_product(conn, &actor, &id)?;
                 actor.require_in(Action::Write, &product)?;
                 if f.state == db::firmware::STATE_RELEASED {
                     // Releasing twice is a safe repeat: answer the current state.
@@ -293,8 +307,8 @@ pub async fn release(hub: &Hub, actor: &Actor, id: String) -> Result<FirmwareVie
 }
 
 /// A released firmware with its image, by id: what may be assigned to devices.
-pub fn find_released(conn: &mut AnyConnection, id: &str) -> Result<db::firmware::Firmware> {
-    let (f, _) = find_with_product(conn, id)?;
+pub fn find_released(conn: &mut AnyConnection, actor: &Actor, id: &str) -> Result<db::firmware::Firmware> {
+    let (f, _) = find_with_product(conn, actor, id)?;
     if f.state != db::firmware::STATE_RELEASED || f.object_key.is_none() {
         return Err(Error::conflict("firmware_not_released", "only released firmware can be assigned to devices")
             .with_extra("state", f.state));
@@ -307,7 +321,7 @@ pub async fn image(hub: &Hub, actor: &Actor, id: String) -> Result<crate::storag
     let actor = actor.clone();
     hub.db
         .run(move |conn| {
-            let (f, product) = find_with_product(conn, &id)?;
+            let (f, product) = find_with_product(conn, &actor, &id)?;
             actor.require_in(Action::Read, &product)?;
             let (Some(key), Some(size), Some(sha256)) = (f.object_key, f.size, f.sha256) else {
                 return Err(Error::not_found("the firmware has no image yet; its image"));
@@ -357,7 +371,7 @@ where
     let (firmware, default_name) = hub
         .db
         .run(move |conn| {
-            let (f, product) = find_with_product(conn, &id_c)?;
+            let (f, product) = find_with_product(conn, &actor_c, &id_c)?;
             actor_c.require_in(Action::Write, &product)?;
             if f.state == db::firmware::STATE_RELEASED {
                 return Err(released_conflict("its image cannot be replaced"));

@@ -71,6 +71,15 @@ impl Actor {
     pub fn has_any_grant(&self) -> bool {
         !self.grants.is_empty()
     }
+
+    /// Whether the actor may know that `product_id` and what is in it exist: it holds a grant
+    /// there or everywhere, whatever the role. What an actor does not see answers exactly like
+    /// what does not exist (404 for what a URL names, 422 for what a body names), so nobody
+    /// learns which handles, names and ids other products use; 403 is for what it sees but
+    /// may not change.
+    pub fn sees(&self, product_id: &str) -> bool {
+        product_scope(product_id).is_ok_and(|scope| self.grants.iter().any(|g| g.covers(scope)))
+    }
 }
 
 pub fn product_scope(product_id: &str) -> Result<Scope> {
@@ -106,6 +115,9 @@ fn number_or_string<'de, D: Deserializer<'de>>(de: D) -> std::result::Result<Opt
 
 pub const DEFAULT_PAGE_SIZE: i64 = 50;
 pub const MAX_PAGE_SIZE: i64 = 1000;
+/// The largest `offset` a list accepts (far past any real list, far from overflowing when a
+/// page's links add or subtract a limit).
+pub const MAX_OFFSET: i64 = 1_000_000_000;
 
 impl ListParams {
     pub fn page(&self) -> Result<Page> {
@@ -114,8 +126,8 @@ impl ListParams {
         if !(1..=MAX_PAGE_SIZE).contains(&limit) {
             return Err(Error::bad_request("invalid_query", format!("limit must be 1 to {MAX_PAGE_SIZE}")));
         }
-        if offset < 0 {
-            return Err(Error::bad_request("invalid_query", "offset must not be negative"));
+        if !(0..=MAX_OFFSET).contains(&offset) {
+            return Err(Error::bad_request("invalid_query", format!("offset must be 0 to {MAX_OFFSET}")));
         }
         Ok(Page { limit, offset })
     }
@@ -150,8 +162,23 @@ pub fn resolve<T>(
     raw: &str,
     lookup: fn(&mut AnyConnection, &ObjectRef) -> diesel::QueryResult<Option<T>>,
 ) -> Result<T> {
+    resolve_if(conn, kind, field, raw, lookup, |_| true)
+}
+
+/// [`resolve`] for what the caller may see: an object `visible` refuses is an unknown
+/// reference too, with the very same answer.
+pub fn resolve_if<T>(
+    conn: &mut AnyConnection,
+    kind: &str,
+    field: &str,
+    raw: &str,
+    lookup: fn(&mut AnyConnection, &ObjectRef) -> diesel::QueryResult<Option<T>>,
+    visible: impl FnOnce(&T) -> bool,
+) -> Result<T> {
     let r = ObjectRef::parse(field, raw)?;
-    lookup(conn, &r)?.ok_or_else(|| Error::unprocessable("unknown_reference", format!("{field}: {kind} {r} not found")))
+    lookup(conn, &r)?
+        .filter(visible)
+        .ok_or_else(|| Error::unprocessable("unknown_reference", format!("{field}: {kind} {r} not found")))
 }
 
 /// Finds the object a URL names: unknown is 404.
@@ -161,8 +188,47 @@ pub fn find_path<T>(
     raw: &str,
     lookup: fn(&mut AnyConnection, &ObjectRef) -> diesel::QueryResult<Option<T>>,
 ) -> Result<T> {
+    find_path_if(conn, kind, raw, lookup, |_| true)
+}
+
+/// [`find_path`] for what the caller may see: an object `visible` refuses is not found
+/// either, with the very same answer.
+pub fn find_path_if<T>(
+    conn: &mut AnyConnection,
+    kind: &str,
+    raw: &str,
+    lookup: fn(&mut AnyConnection, &ObjectRef) -> diesel::QueryResult<Option<T>>,
+    visible: impl FnOnce(&T) -> bool,
+) -> Result<T> {
     let r = ObjectRef::parse(kind, raw).map_err(|_| Error::not_found(format!("{kind} {raw:?}")))?;
-    lookup(conn, &r)?.ok_or_else(|| Error::not_found(format!("{kind} {r}")))
+    lookup(conn, &r)?.filter(visible).ok_or_else(|| Error::not_found(format!("{kind} {r}")))
+}
+
+/// [`find_path`] for objects inside a product: one in a product the actor does not see is
+/// not found either.
+pub fn find_path_seen<T>(
+    conn: &mut AnyConnection,
+    actor: &Actor,
+    kind: &str,
+    raw: &str,
+    lookup: fn(&mut AnyConnection, &ObjectRef) -> diesel::QueryResult<Option<T>>,
+    product_of: fn(&T) -> &str,
+) -> Result<T> {
+    find_path_if(conn, kind, raw, lookup, |found| actor.sees(product_of(found)))
+}
+
+/// [`resolve`] for objects inside a product: one in a product the actor does not see is an
+/// unknown reference too (422, the very same answer).
+pub fn resolve_seen<T>(
+    conn: &mut AnyConnection,
+    actor: &Actor,
+    kind: &str,
+    field: &str,
+    raw: &str,
+    lookup: fn(&mut AnyConnection, &ObjectRef) -> diesel::QueryResult<Option<T>>,
+    product_of: fn(&T) -> &str,
+) -> Result<T> {
+    resolve_if(conn, kind, field, raw, lookup, |found| actor.sees(product_of(found)))
 }
 
 /// For PATCH bodies: tells a field that is absent (`None`) from one set to null (`Some(None)`).

@@ -3,7 +3,7 @@
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 
-use super::{Actor, ListParams, Listing, auth, find_path, resolve};
+use super::{Actor, ListParams, Listing, auth, find_path_seen, resolve_seen};
 use crate::db::{self, AnyConnection, write_transaction};
 use crate::domain::ids::{ObjectRef, validate_name, validate_username};
 use crate::domain::rights::{Action, Role, Scope};
@@ -78,6 +78,20 @@ fn find_user(conn: &mut AnyConnection, raw: &str) -> Result<db::user::User> {
     found.ok_or_else(|| Error::not_found(format!("user {raw:?}")))
 }
 
+/// A user the URL names, if the actor may see them: themselves, or anyone for a global
+/// admin. Others are not found, with the very answer of a user that does not exist.
+fn find_visible_user(conn: &mut AnyConnection, actor: &Actor, raw: &str) -> Result<db::user::User> {
+    let user = find_user(conn, raw)?;
+    if user.id != actor.user_id && !actor.can(Action::Manage, Scope::Global) {
+        return Err(Error::not_found(format!("user {raw:?}")));
+    }
+    Ok(user)
+}
+
+fn product_id(p: &db::product::Product) -> &str {
+    &p.id
+}
+
 fn user_ref(conn: &mut AnyConnection, field: &str, raw: &str) -> Result<db::user::User> {
     find_user(conn, raw)
         .map_err(|_| Error::unprocessable("unknown_reference", format!("{field}: user {raw:?} not found")))
@@ -111,26 +125,19 @@ pub async fn list_users(hub: &Hub, actor: &Actor, params: ListParams) -> Result<
 /// Users may read themselves; admins everyone.
 pub async fn get_user(hub: &Hub, actor: &Actor, id: String) -> Result<UserView> {
     let actor = actor.clone();
-    hub.db
-        .run(move |conn| {
-            let user = find_user(conn, &id)?;
-            if user.id != actor.user_id {
-                actor.require(Action::Manage, Scope::Global)?;
-            }
-            Ok(user.into())
-        })
-        .await
+    hub.db.run(move |conn| Ok(find_visible_user(conn, &actor, &id)?.into())).await
 }
 
 pub async fn update_user(hub: &Hub, actor: &Actor, id: String, input: UserUpdate) -> Result<UserView> {
-    actor.require(Action::Manage, Scope::Global)?;
     if let Some(name) = &input.username {
         validate_username(name)?;
     }
+    let actor = actor.clone();
     hub.db
         .run(move |conn| {
             write_transaction(conn, |conn| {
-                let user = find_user(conn, &id)?;
+                let user = find_visible_user(conn, &actor, &id)?;
+                actor.require(Action::Manage, Scope::Global)?;
                 if input.active == Some(false) {
                     ensure_not_last_admin(conn, &user.id, None)?;
                 }
@@ -151,13 +158,13 @@ pub async fn update_user(hub: &Hub, actor: &Actor, id: String, input: UserUpdate
 }
 
 pub async fn delete_user(hub: &Hub, actor: &Actor, id: String) -> Result<()> {
-    actor.require(Action::Manage, Scope::Global)?;
-    let me = actor.user_id.clone();
+    let actor = actor.clone();
     hub.db
         .run(move |conn| {
             write_transaction(conn, |conn| {
-                let user = find_user(conn, &id)?;
-                if user.id == me {
+                let user = find_visible_user(conn, &actor, &id)?;
+                actor.require(Action::Manage, Scope::Global)?;
+                if user.id == actor.user_id {
                     return Err(Error::conflict("cannot_delete_self", "you cannot delete your own user"));
                 }
                 ensure_not_last_admin(conn, &user.id, None)?;
@@ -235,13 +242,10 @@ impl From<db::token::ApiToken> for TokenView {
     }
 }
 
-/// A user's own tokens are theirs to manage; others' need a global admin.
+/// A user's own tokens are theirs to manage; others' need a global admin (the only one who
+/// sees other users).
 fn token_owner(conn: &mut AnyConnection, actor: &Actor, user: &str) -> Result<db::user::User> {
-    let user = find_user(conn, user)?;
-    if user.id != actor.user_id {
-        actor.require(Action::Manage, Scope::Global)?;
-    }
-    Ok(user)
+    find_visible_user(conn, actor, user)
 }
 
 pub async fn create_token(hub: &Hub, actor: &Actor, user: String, input: NewToken) -> Result<TokenView> {
@@ -361,20 +365,24 @@ fn grant_scope(product_id: Option<&str>) -> Result<Scope> {
     }
 }
 
-/// Global grants need a global admin; a product grant needs an admin of that product.
+/// Global grants need a global admin; a product grant needs an admin of that product. The
+/// right is checked before the user is looked up, so only those who may grant learn whether
+/// a username exists; a product the actor does not see is as unknown as a missing one.
 pub async fn create_grant(hub: &Hub, actor: &Actor, input: NewGrant) -> Result<GrantView> {
     let role: Role = input.role.parse()?;
     let actor = actor.clone();
     hub.db
         .run(move |conn| {
             write_transaction(conn, |conn| {
-                let user = user_ref(conn, "user", &input.user)?;
                 let product = match &input.product {
-                    Some(p) => Some(resolve(conn, "product", "product", p, db::product::find_by_ref)?),
+                    Some(p) => {
+                        Some(resolve_seen(conn, &actor, "product", "product", p, db::product::find_by_ref, product_id)?)
+                    }
                     None => None,
                 };
                 let product_id = product.as_ref().map(|p| p.id.as_str());
                 actor.require(Action::Manage, grant_scope(product_id)?)?;
+                let user = user_ref(conn, "user", &input.user)?;
                 Ok(insert_grant(conn, &user.id, product_id, role)?.into())
             })
         })
@@ -387,13 +395,14 @@ pub async fn list_grants(hub: &Hub, actor: &Actor, query: GrantQuery) -> Result<
     if managed.as_ref().is_some_and(Vec::is_empty) {
         return Err(Error::forbidden(format!("user '{}' may not manage grants", actor.username)));
     }
+    let actor = actor.clone();
     hub.db
         .run(move |conn| {
             let user = query.user.as_deref().map(|u| find_user(conn, u)).transpose()?;
             let product = query
                 .product
                 .as_deref()
-                .map(|p| find_path(conn, "product", p, db::product::find_by_ref))
+                .map(|p| find_path_seen(conn, &actor, "product", p, db::product::find_by_ref, product_id))
                 .transpose()?;
             let filter =
                 db::grant::Filter { user: user.map(|u| u.id), product: product.map(|p| p.id), products: managed };
@@ -403,12 +412,18 @@ pub async fn list_grants(hub: &Hub, actor: &Actor, query: GrantQuery) -> Result<
         .await
 }
 
+/// A grant, for those who manage its scope; for anyone else it does not exist (the same 404).
+fn find_grant(conn: &mut AnyConnection, actor: &Actor, id: &str) -> Result<db::grant::GrantRow> {
+    db::grant::find(conn, id)?
+        .filter(|g| grant_scope(g.product_id.as_deref()).is_ok_and(|scope| actor.can(Action::Manage, scope)))
+        .ok_or_else(|| Error::not_found(format!("grant {id:?}")))
+}
+
 pub async fn get_grant(hub: &Hub, actor: &Actor, id: String) -> Result<GrantView> {
     let actor = actor.clone();
     hub.db
         .run(move |conn| {
-            let grant = db::grant::find(conn, &id)?.ok_or_else(|| Error::not_found(format!("grant {id:?}")))?;
-            actor.require(Action::Manage, grant_scope(grant.product_id.as_deref())?)?;
+            let grant = find_grant(conn, &actor, &id)?;
             Ok(grant.into())
         })
         .await
@@ -419,8 +434,7 @@ pub async fn delete_grant(hub: &Hub, actor: &Actor, id: String) -> Result<()> {
     hub.db
         .run(move |conn| {
             write_transaction(conn, |conn| {
-                let grant = db::grant::find(conn, &id)?.ok_or_else(|| Error::not_found(format!("grant {id:?}")))?;
-                actor.require(Action::Manage, grant_scope(grant.product_id.as_deref())?)?;
+                let grant = find_grant(conn, &actor, &id)?;
                 ensure_not_last_admin(conn, &grant.user_id, Some(&grant.id))?;
                 db::grant::delete(conn, &grant.id)?;
                 Ok(())

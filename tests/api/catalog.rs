@@ -11,6 +11,8 @@ crate::on_both_backends!(
     delivery_methods_and_procedures,
     lists_paginate_and_filter,
     bad_bodies_get_json_errors,
+    product_handles_that_clash_in_case_are_renamed_by_the_migration,
+    offsets_are_bounded_on_every_list,
 );
 
 async fn products_crud_and_validation(backend: Backend) {
@@ -220,4 +222,75 @@ async fn bad_bodies_get_json_errors(backend: Backend) {
     app.get("/api/v1/no-such-thing").await.expect_error(404, "not_found");
     // nothing was created by any of the above
     assert_eq!(app.get("/api/v1/products").await.body["count"], 0);
+}
+
+/// Runs SQL on the test's database directly (what the API would refuse).
+fn raw_sql(app: &TestApp, sql: &str) -> diesel::QueryResult<()> {
+    use diesel::Connection;
+    use diesel::connection::SimpleConnection;
+    match app.env.backend {
+        Backend::Sqlite => {
+            let path = app.env.database_url.trim_start_matches("sqlite://");
+            diesel::SqliteConnection::establish(path).unwrap().batch_execute(sql)
+        }
+        Backend::Postgres => diesel::PgConnection::establish(&app.env.database_url).unwrap().batch_execute(sql),
+    }
+}
+
+/// Issue 9, defect 3: the migration that makes product handles unique ignoring case keeps
+/// the oldest of a clashing set and renames the others; afterwards the index refuses clashes.
+async fn product_handles_that_clash_in_case_are_renamed_by_the_migration(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let old = app.post("/api/v1/products", json!({"tid": "Fleet", "name": "old"})).await.expect(201).id();
+    let up = include_str!("../../migrations/2026-11-25-000004_product_handles_ignore_case/up.sql");
+    // as before the migration: two handles that differ only in case
+    raw_sql(&app, "DROP INDEX products_tid_lower").unwrap();
+    raw_sql(
+        &app,
+        "INSERT INTO products (id, tid, name, created_at, updated_at) \
+         VALUES ('0badc0de-0000-4000-8000-000000000000', 'FLEET', 'new', '2099-01-01 00:00:00', '2099-01-01 00:00:00')",
+    )
+    .unwrap();
+    raw_sql(&app, up).unwrap();
+    assert_eq!(app.get("/api/v1/products/Fleet").await.expect(200).id(), old);
+    let renamed = app.get("/api/v1/products/0badc0de-0000-4000-8000-000000000000").await.expect(200);
+    assert_eq!(renamed.body["tid"], "FLEET-0badc0de");
+    let clash = "INSERT INTO products (id, tid, name, created_at, updated_at) \
+                 VALUES ('x', 'fleet', 'x', '2099-01-01 00:00:00', '2099-01-01 00:00:00')";
+    assert!(raw_sql(&app, clash).is_err(), "the index refuses handles that differ only in case");
+}
+
+/// Issue 9, defect 11: `?offset=` near `i64::MAX` gave a `next` link with a negative offset.
+/// Offsets are bounded (at most 10^9) and a larger one is `400 invalid_query`.
+async fn offsets_are_bounded_on_every_list(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    app.seed_catalog().await;
+    let dev = app.post("/api/v1/devices", json!({"device_id": "d1", "model": "CAFEBABE"})).await.expect(201).id();
+    let lists = [
+        "/api/v1/products".to_owned(),
+        "/api/v1/models".to_owned(),
+        "/api/v1/channels".to_owned(),
+        "/api/v1/delivery-methods".to_owned(),
+        "/api/v1/delivery-procedures".to_owned(),
+        "/api/v1/firmware".to_owned(),
+        "/api/v1/devices".to_owned(),
+        format!("/api/v1/devices/{dev}/sessions"),
+        "/api/v1/users".to_owned(),
+        "/api/v1/users/me/tokens".to_owned(),
+        "/api/v1/grants".to_owned(),
+        "/api/v1/firmware-update".to_owned(),
+    ];
+    for list in &lists {
+        for bad in ["offset=9223372036854775807", "offset=1000000001", "limit=1000&offset=9223372036854775000"] {
+            app.get(&format!("{list}?{bad}")).await.expect_error(400, "invalid_query");
+        }
+        let last = app.get(&format!("{list}?limit=1000&offset=1000000000")).await.expect(200);
+        assert_eq!(last.body["next"], serde_json::Value::Null, "{list}");
+        let previous = last.body["previous"].as_str().unwrap_or_default();
+        assert!(previous.ends_with("limit=1000&offset=999999000"), "{list}: {previous}");
+        let first = app.get(&format!("{list}?limit=1")).await.expect(200);
+        for link in [&first.body["next"], &first.body["previous"]] {
+            assert!(!link.as_str().unwrap_or_default().contains("offset=-"), "{list}: {link}");
+        }
+    }
 }

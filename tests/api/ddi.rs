@@ -19,6 +19,9 @@ crate::on_both_backends!(
     action_types_and_maintenance_windows,
     assignments_pick_devices_by_attributes_and_obey_the_queue_limit,
     refused_cancel_installed_base_and_the_gateway_switch,
+    a_product_admin_cannot_take_another_products_tenant,
+    credentials_are_checked_before_the_body_is_read,
+    a_body_that_never_arrives_times_out,
 );
 
 const IMAGE_LEN: usize = 300 * 1024 + 17;
@@ -762,4 +765,120 @@ async fn refused_cancel_installed_base_and_the_gateway_switch(backend: Backend) 
         ddi(&app, Method::GET, "dev-11", &format!("/installedBase/{action}"), Some(&auth), None).await.status,
         404
     );
+}
+
+/// Issue 9, defect 3: tenants are product handles matched ignoring case, and `DEFAULT` is
+/// the configured default product, so no product may take `default` or another's handle
+/// in another case.
+async fn a_product_admin_cannot_take_another_products_tenant(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |s| s.ddi_default_product = Some("B".into())).await;
+    let a = app.post("/api/v1/products", json!({"tid": "A", "name": "a"})).await.expect(201).id();
+    app.post("/api/v1/products", json!({"tid": "B", "name": "b"})).await.expect(201);
+    let r = app.post("/api/v1/devices", json!({"device_id": "b-1", "product": "B"})).await.expect(201);
+    let auth = format!("TargetToken {}", r.body["target_token"].as_str().unwrap());
+    let admin_of_a = app.user_with_role("a-admin", Some("admin"), Some(&a)).await;
+    let polls = |tenant: &'static str| {
+        let req = app.client.get(app.url(&format!("/{tenant}/controller/v1/b-1"))).header("Authorization", &auth);
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    for tenant in ["B", "b", "DEFAULT", "default"] {
+        assert_eq!(polls(tenant).await, 200, "{tenant} before");
+    }
+
+    let path = format!("/api/v1/products/{a}");
+    let rename = |tid: &str| app.call(Method::PATCH, &path, Some(&admin_of_a), Some(json!({"tid": tid})));
+    // `default` in any case is reserved, on create and on rename
+    for tid in ["default", "DEFAULT", "Default"] {
+        rename(tid).await.expect_error(409, "reserved_handle");
+        app.post("/api/v1/products", json!({"tid": tid, "name": "x"})).await.expect_error(409, "reserved_handle");
+    }
+    // handles are unique ignoring case
+    for tid in ["b", "B"] {
+        rename(tid).await.expect_error(409, "already_exists");
+    }
+    app.post("/api/v1/products", json!({"tid": "a", "name": "x"})).await.expect_error(409, "already_exists");
+    // a product may change the case of its own handle
+    assert_eq!(rename("a").await.expect(200).body["tid"], "a");
+
+    for tenant in ["B", "b", "DEFAULT", "default"] {
+        assert_eq!(polls(tenant).await, 200, "{tenant} after");
+    }
+    assert_eq!(app.get("/api/v1/products/B").await.expect(200).body["tid"], "B");
+}
+
+/// Sends a request's head and the first `sent` bytes of a body of `length` bytes, then sends
+/// nothing more and reads the answer's status line and head (or fails after 5 s).
+async fn trickle(app: &TestApp, head: &str, length: usize, sent: &[u8]) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(app.base.trim_start_matches("http://")).await.unwrap();
+    let request =
+        format!("{head}Host: localhost\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    stream.write_all(sent).await.unwrap();
+    stream.flush().await.unwrap();
+    let mut answer = Vec::new();
+    let read = async {
+        let mut buf = [0u8; 4096];
+        while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the server closed the connection without an answer");
+            answer.extend_from_slice(&buf[..n]);
+        }
+    };
+    let waited = tokio::time::timeout(std::time::Duration::from_secs(5), read).await;
+    assert!(waited.is_ok(), "no answer while the body was incomplete: {head}");
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_default();
+    (status, answer)
+}
+
+/// Issue 9, defect 7: a DDI request without valid credentials is refused from its headers,
+/// before (and without) its body, like the admin API does; the 401 stays empty.
+async fn credentials_are_checked_before_the_body_is_read(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (fw, _) = fleet(&app).await;
+    let (_, token) = device(&app, "dev-12").await;
+    let (session, action) = assign(&app, &fw, json!({"devices": ["dev-12"]})).await.remove(0);
+    app.wait_for_state(&session, &["created"]).await;
+    let routes = [
+        "PUT /{tenant}/controller/v1/dev-12/configData".to_owned(),
+        format!("POST /{{tenant}}/controller/v1/dev-12/deploymentBase/{action}/feedback"),
+        format!("POST /{{tenant}}/controller/v1/dev-12/cancelAction/{action}/feedback"),
+        "PUT /{tenant}/controller/v1/dev-12/installedBase".to_owned(),
+        format!("POST /{{tenant}}/controller/v1/dev-12/confirmationBase/{action}/feedback"),
+        "POST /{tenant}/controller/v1/dev-12/confirmationBase/activateAutoConfirm".to_owned(),
+    ];
+    let wrong = [
+        ("P1", String::new()),
+        ("P1", "Authorization: TargetToken not-the-token\r\n".to_owned()),
+        ("P1", format!("Authorization: Token {ADMIN_TOKEN}\r\n")),
+        ("UNKNOWN", String::new()),
+        ("UNKNOWN", format!("Authorization: TargetToken {token}\r\n")),
+    ];
+    for route in &routes {
+        for (tenant, auth) in &wrong {
+            let head = format!("{} HTTP/1.1\r\n{auth}", route.replace("{tenant}", tenant));
+            let (status, answer) = trickle(&app, &head, 100, b"{").await;
+            assert_eq!(status, 401, "{head}: {answer}");
+            assert!(answer.to_ascii_lowercase().contains("content-length: 0"), "an empty 401: {answer}");
+        }
+    }
+    // the device itself still gets its body read
+    let body = br#"{"data": {"hwRevision": "3"}}"#;
+    let head = format!("PUT /P1/controller/v1/dev-12/configData HTTP/1.1\r\nAuthorization: TargetToken {token}\r\n");
+    let (status, answer) = trickle(&app, &head, body.len(), body).await;
+    assert_eq!(status, 200, "{answer}");
+}
+
+/// Issue 9, defect 7: a device's body must arrive within `ddi_body_timeout_secs` (408 after).
+async fn a_body_that_never_arrives_times_out(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |s| s.ddi_body_timeout_secs = 1).await;
+    app.seed_catalog().await;
+    let (_, token) = device(&app, "dev-13").await;
+    let head = format!("PUT /P1/controller/v1/dev-13/configData HTTP/1.1\r\nAuthorization: TargetToken {token}\r\n");
+    let started = std::time::Instant::now();
+    let (status, answer) = trickle(&app, &head, 100, b"{").await;
+    assert_eq!(status, 408, "{answer}");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(900), "not before the limit");
+    assert!(answer.contains("application/json"), "a JSON error: {answer}");
 }

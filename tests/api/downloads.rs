@@ -5,7 +5,12 @@ use reqwest::header::{HeaderMap, HeaderValue};
 
 use crate::helpers::{ADMIN_TOKEN, Backend, TestApp, pseudo_random, seed_request, sha256_hex};
 
-crate::on_both_backends!(range_edge_cases, links_are_signed_bound_and_short_lived, the_admin_image_download);
+crate::on_both_backends!(
+    range_edge_cases,
+    links_are_signed_bound_and_short_lived,
+    the_admin_image_download,
+    any_number_of_ranges_is_multiple_ranges,
+);
 
 const SIZE: usize = 1_000_003;
 
@@ -189,4 +194,28 @@ async fn the_admin_image_download(backend: Backend) {
     assert_eq!(status, 401);
     let empty = app.post("/api/v1/firmware", serde_json::json!({"model": "CAFEBABE", "version": "2.0.0"})).await.id();
     app.get(&format!("/api/v1/firmware/{empty}/image")).await.expect_error(404, "not_found");
+}
+
+/// Issue 9, defect 12: two to ten ranges answered `416 multiple_ranges`, about 300 `400
+/// invalid_range`. Every header that asks for several ranges gets 416, however many; a
+/// header longer than the documented bound is not parsed.
+async fn any_number_of_ranges_is_multiple_ranges(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (_, link, _) = deliverable(&app).await;
+    for n in [2u64, 10, 11, 100, 101, 300, 1000] {
+        let ranges: Vec<String> = (0..n).map(|i| format!("{}-{}", i * 10, i * 10 + 1)).collect();
+        let range = format!("bytes={}", ranges.join(","));
+        let (status, headers, body) = fetch(&app, Method::GET, &link, &[("Range", &range)]).await;
+        assert_eq!(status, 416, "{n} ranges");
+        assert_eq!(h(&headers, "content-range"), format!("bytes */{SIZE}"), "{n} ranges");
+        let err: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(err["error"], "multiple_ranges", "{n} ranges");
+    }
+    // one range padded past the bound, or with absurdly many digits: malformed
+    for range in [format!("bytes=0-{}", "0".repeat(2000)), format!("bytes={}0-1", " ".repeat(2000))] {
+        let (status, _, body) = fetch(&app, Method::GET, &link, &[("Range", &range)]).await;
+        assert_eq!(status, 400);
+        let err: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(err["error"], "invalid_range");
+    }
 }

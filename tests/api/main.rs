@@ -6,6 +6,7 @@
 mod helpers;
 
 mod authz;
+mod authz_matrix;
 mod catalog;
 mod ddi;
 mod devices;
@@ -14,6 +15,7 @@ mod firmware;
 mod health;
 mod integrity;
 mod migrations;
+mod nul;
 mod outbox;
 mod people;
 mod process;

@@ -51,8 +51,8 @@ async fn tokens_are_shown_once_and_revocable(backend: Backend) {
         .await
         .expect(201);
     let second = own.body["token"].as_str().unwrap().to_owned();
-    // but not someone else's
-    app.call(Method::GET, "/api/v1/users/admin/tokens", Some(&secret), None).await.expect_error(403, "forbidden");
+    // but not someone else's: other users are not even visible to them (issue 9, defect 13)
+    app.call(Method::GET, "/api/v1/users/admin/tokens", Some(&secret), None).await.expect_error(404, "not_found");
 
     // revoked → 401 at once, the other token still works
     app.delete(&format!("/api/v1/users/ci/tokens/{token_id}")).await.expect(204);
@@ -102,5 +102,6 @@ async fn grants_and_the_last_admin(backend: Backend) {
     // admin now has no rights left
     app.call(Method::GET, "/api/v1/users", Some(ADMIN_TOKEN), None).await.expect_error(403, "forbidden");
 
-    app.delete(&format!("/api/v1/grants/{}", g.id())).await.expect_error(403, "forbidden");
+    // a grant is visible only to who may manage it
+    app.delete(&format!("/api/v1/grants/{}", g.id())).await.expect_error(404, "not_found");
 }

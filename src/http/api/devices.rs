@@ -1,9 +1,12 @@
 //! `/devices`: device twins.
 
+use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::error::Result;
+use crate::http::input::Json;
 use crate::http::pagination;
+use crate::http::routes::{Handler, Route};
 use crate::service::Hub;
 use crate::service::devices::{self as svc, DeviceQuery, DeviceUpdate, NewDevice};
 use crate::service::{Actor, ListParams};
@@ -11,14 +14,18 @@ use crate::service::{Actor, ListParams};
 type HubData = web::Data<Hub>;
 type Id = web::Path<String>;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/devices")
-            .service(web::resource("").get(list).post(create))
-            .service(web::resource("/{id}").get(get).patch(update).put(update).delete(delete))
-            .service(web::resource("/{id}/sessions").get(history))
-            .service(web::resource("/{id}/target-token").post(rotate_target_token)),
-    );
+pub(super) fn routes() -> Vec<Route> {
+    let r = |method, path, handler: Handler| Route::new("devices", "/devices", method, path, handler);
+    vec![
+        r(Method::GET, "", |r| r.to(list)),
+        r(Method::POST, "", |r| r.to(create)),
+        r(Method::GET, "/{id}", |r| r.to(get)),
+        r(Method::PATCH, "/{id}", |r| r.to(update)),
+        r(Method::PUT, "/{id}", |r| r.to(update)),
+        r(Method::DELETE, "/{id}", |r| r.to(delete)),
+        r(Method::GET, "/{id}/sessions", |r| r.to(history)),
+        r(Method::POST, "/{id}/target-token", |r| r.to(rotate_target_token)),
+    ]
 }
 
 /// List devices; filter by `product`, `model`, `channel`, `device_id`.
@@ -26,7 +33,7 @@ async fn list(hub: HubData, a: Actor, r: HttpRequest, q: web::Query<DeviceQuery>
     Ok(pagination::respond(&hub, &r, svc::list(&hub, &a, q.into_inner()).await?))
 }
 
-async fn create(hub: HubData, a: Actor, body: web::Json<NewDevice>) -> Result<HttpResponse> {
+async fn create(hub: HubData, a: Actor, body: Json<NewDevice>) -> Result<HttpResponse> {
     Ok(HttpResponse::Created().json(svc::create(&hub, &a, body.into_inner()).await?))
 }
 
@@ -34,7 +41,7 @@ async fn get(hub: HubData, a: Actor, id: Id) -> Result<HttpResponse> {
     Ok(HttpResponse::Ok().json(svc::get(&hub, &a, id.into_inner()).await?))
 }
 
-async fn update(hub: HubData, a: Actor, id: Id, body: web::Json<DeviceUpdate>) -> Result<HttpResponse> {
+async fn update(hub: HubData, a: Actor, id: Id, body: Json<DeviceUpdate>) -> Result<HttpResponse> {
     Ok(HttpResponse::Ok().json(svc::update(&hub, &a, id.into_inner(), body.into_inner()).await?))
 }
 
@@ -45,7 +52,11 @@ async fn rotate_target_token(hub: HubData, a: Actor, id: Id) -> Result<HttpRespo
 
 /// The device's firmware-update sessions, expired ones included.
 async fn history(hub: HubData, a: Actor, r: HttpRequest, id: Id, q: web::Query<ListParams>) -> Result<HttpResponse> {
-    let listing = crate::service::session::request::device_history(&hub, &a, id.into_inner(), q.into_inner()).await?;
+    let id = id.into_inner();
+    // A device the caller may not see is not found, exactly as a missing one (devices::get
+    // decides); the session history itself lives in service::sessions.
+    svc::get(&hub, &a, id.clone()).await?;
+    let listing = crate::service::session::request::device_history(&hub, &a, id, q.into_inner()).await?;
     Ok(pagination::respond(&hub, &r, listing))
 }
 

@@ -1,10 +1,12 @@
 //! `/firmware`: versions, channels, the image upload and the release.
 
-use actix_web::http::header;
+use actix_web::http::{Method, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::error::Result;
+use crate::http::input::Json;
 use crate::http::pagination;
+use crate::http::routes::{Handler, Route};
 use crate::service::Actor;
 use crate::service::Hub;
 use crate::service::assignments::AssignRequest;
@@ -13,20 +15,21 @@ use crate::service::firmware::{self as svc, FirmwareQuery, FirmwareUpdate, NewFi
 type HubData = web::Data<Hub>;
 type Id = web::Path<String>;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/firmware")
-            .service(web::resource("").get(list).post(create))
-            .service(web::resource("/{id}").get(get).patch(update).put(update).delete(delete))
-            .service(
-                web::resource("/{id}/image")
-                    .put(upload_image)
-                    .route(web::get().to(download_image))
-                    .route(web::head().to(download_image)),
-            )
-            .service(web::resource("/{id}/release").post(release))
-            .service(web::resource("/{id}/assign").post(assign)),
-    );
+pub(super) fn routes() -> Vec<Route> {
+    let r = |method, path, handler: Handler| Route::new("firmware", "/firmware", method, path, handler);
+    vec![
+        r(Method::GET, "", |r| r.to(list)),
+        r(Method::POST, "", |r| r.to(create)),
+        r(Method::GET, "/{id}", |r| r.to(get)),
+        r(Method::PATCH, "/{id}", |r| r.to(update)),
+        r(Method::PUT, "/{id}", |r| r.to(update)),
+        r(Method::DELETE, "/{id}", |r| r.to(delete)),
+        r(Method::PUT, "/{id}/image", |r| r.to(upload_image)),
+        r(Method::GET, "/{id}/image", |r| r.to(download_image)),
+        r(Method::HEAD, "/{id}/image", |r| r.to(download_image)),
+        r(Method::POST, "/{id}/release", |r| r.to(release)),
+        r(Method::POST, "/{id}/assign", |r| r.to(assign)),
+    ]
 }
 
 /// List firmware; filter by `model`, `channel`, `state`, `version`.
@@ -35,7 +38,7 @@ async fn list(hub: HubData, a: Actor, r: HttpRequest, q: web::Query<FirmwareQuer
 }
 
 /// Create a draft firmware for a model.
-async fn create(hub: HubData, a: Actor, body: web::Json<NewFirmware>) -> Result<HttpResponse> {
+async fn create(hub: HubData, a: Actor, body: Json<NewFirmware>) -> Result<HttpResponse> {
     Ok(HttpResponse::Created().json(svc::create(&hub, &a, body.into_inner()).await?))
 }
 
@@ -43,7 +46,7 @@ async fn get(hub: HubData, a: Actor, id: Id) -> Result<HttpResponse> {
     Ok(HttpResponse::Ok().json(svc::get(&hub, &a, id.into_inner()).await?))
 }
 
-async fn update(hub: HubData, a: Actor, id: Id, body: web::Json<FirmwareUpdate>) -> Result<HttpResponse> {
+async fn update(hub: HubData, a: Actor, id: Id, body: Json<FirmwareUpdate>) -> Result<HttpResponse> {
     Ok(HttpResponse::Ok().json(svc::update(&hub, &a, id.into_inner(), body.into_inner()).await?))
 }
 
@@ -75,7 +78,7 @@ async fn download_image(hub: HubData, a: Actor, id: Id, req: HttpRequest) -> Res
 
 /// Push a released firmware to devices (by id/identity, channel or attributes): one
 /// session each, started at once; hawkBit devices see it as an action.
-async fn assign(hub: HubData, a: Actor, id: Id, body: web::Json<AssignRequest>) -> Result<HttpResponse> {
+async fn assign(hub: HubData, a: Actor, id: Id, body: Json<AssignRequest>) -> Result<HttpResponse> {
     Ok(HttpResponse::Created()
         .json(crate::service::assignments::assign(&hub, &a, id.into_inner(), body.into_inner()).await?))
 }

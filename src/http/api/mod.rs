@@ -8,13 +8,21 @@ mod sessions;
 
 use actix_web::web;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+use super::routes::{self, Route};
+
+/// The API's routes, relative to `/api/v1`.
+pub fn routes() -> Vec<Route> {
     // Devices' hot path first; each family sits under its own static prefix, so a request
     // is matched only against the few patterns of its family (actix matches `{id}` routes
     // with a regex each).
-    cfg.configure(sessions::configure)
-        .configure(firmware::configure)
-        .configure(devices::configure)
-        .configure(catalog::configure)
-        .configure(people::configure);
+    let mut all = sessions::routes();
+    all.extend(firmware::routes());
+    all.extend(devices::routes());
+    all.extend(catalog::routes());
+    all.extend(people::routes());
+    all
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    routes::mount(cfg, &routes());
 }

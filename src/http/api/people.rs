@@ -1,10 +1,13 @@
 //! `/users`, `/users/{id}/tokens`, `/grants`. `{id}` of a user is its id, its username,
 //! or `me`.
 
+use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::error::Result;
+use crate::http::input::Json;
 use crate::http::pagination;
+use crate::http::routes::{Handler, Route};
 use crate::service::Hub;
 use crate::service::people::{self as svc, GrantQuery, NewGrant, NewToken, NewUser, UserUpdate};
 use crate::service::{Actor, ListParams};
@@ -12,19 +15,26 @@ use crate::service::{Actor, ListParams};
 type HubData = web::Data<Hub>;
 type Id = web::Path<String>;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/users")
-            .service(web::resource("").get(list_users).post(create_user))
-            .service(web::resource("/{id}").get(get_user).patch(update_user).put(update_user).delete(delete_user))
-            .service(web::resource("/{id}/tokens").get(list_tokens).post(create_token))
-            .service(web::resource("/{id}/tokens/{token}").get(get_token).delete(revoke_token)),
-    )
-    .service(
-        web::scope("/grants")
-            .service(web::resource("").get(list_grants).post(create_grant))
-            .service(web::resource("/{id}").get(get_grant).delete(delete_grant)),
-    );
+pub(super) fn routes() -> Vec<Route> {
+    let users = |method, path, handler: Handler| Route::new("users", "/users", method, path, handler);
+    let tokens = |method, path, handler: Handler| Route::new("tokens", "/users", method, path, handler);
+    let grants = |method, path, handler: Handler| Route::new("grants", "/grants", method, path, handler);
+    vec![
+        users(Method::GET, "", |r| r.to(list_users)),
+        users(Method::POST, "", |r| r.to(create_user)),
+        users(Method::GET, "/{id}", |r| r.to(get_user)),
+        users(Method::PATCH, "/{id}", |r| r.to(update_user)),
+        users(Method::PUT, "/{id}", |r| r.to(update_user)),
+        users(Method::DELETE, "/{id}", |r| r.to(delete_user)),
+        tokens(Method::GET, "/{id}/tokens", |r| r.to(list_tokens)),
+        tokens(Method::POST, "/{id}/tokens", |r| r.to(create_token)),
+        tokens(Method::GET, "/{id}/tokens/{token}", |r| r.to(get_token)),
+        tokens(Method::DELETE, "/{id}/tokens/{token}", |r| r.to(revoke_token)),
+        grants(Method::GET, "", |r| r.to(list_grants)),
+        grants(Method::POST, "", |r| r.to(create_grant)),
+        grants(Method::GET, "/{id}", |r| r.to(get_grant)),
+        grants(Method::DELETE, "/{id}", |r| r.to(delete_grant)),
+    ]
 }
 
 /// `me` names the caller.
@@ -36,7 +46,7 @@ async fn list_users(hub: HubData, a: Actor, r: HttpRequest, q: web::Query<ListPa
     Ok(pagination::respond(&hub, &r, svc::list_users(&hub, &a, q.into_inner()).await?))
 }
 
-async fn create_user(hub: HubData, a: Actor, body: web::Json<NewUser>) -> Result<HttpResponse> {
+async fn create_user(hub: HubData, a: Actor, body: Json<NewUser>) -> Result<HttpResponse> {
     Ok(HttpResponse::Created().json(svc::create_user(&hub, &a, body.into_inner()).await?))
 }
 
@@ -45,7 +55,7 @@ async fn get_user(hub: HubData, a: Actor, id: Id) -> Result<HttpResponse> {
     Ok(HttpResponse::Ok().json(svc::get_user(&hub, &a, id).await?))
 }
 
-async fn update_user(hub: HubData, a: Actor, id: Id, body: web::Json<UserUpdate>) -> Result<HttpResponse> {
+async fn update_user(hub: HubData, a: Actor, id: Id, body: Json<UserUpdate>) -> Result<HttpResponse> {
     let id = user_ref(&a, id.into_inner());
     Ok(HttpResponse::Ok().json(svc::update_user(&hub, &a, id, body.into_inner()).await?))
 }
@@ -68,7 +78,7 @@ async fn list_tokens(
 }
 
 /// Create a token; the answer is the only time its secret is shown.
-async fn create_token(hub: HubData, a: Actor, id: Id, body: web::Json<NewToken>) -> Result<HttpResponse> {
+async fn create_token(hub: HubData, a: Actor, id: Id, body: Json<NewToken>) -> Result<HttpResponse> {
     let id = user_ref(&a, id.into_inner());
     Ok(HttpResponse::Created().json(svc::create_token(&hub, &a, id, body.into_inner()).await?))
 }
@@ -89,7 +99,7 @@ async fn list_grants(hub: HubData, a: Actor, r: HttpRequest, q: web::Query<Grant
     Ok(pagination::respond(&hub, &r, svc::list_grants(&hub, &a, q.into_inner()).await?))
 }
 
-async fn create_grant(hub: HubData, a: Actor, body: web::Json<NewGrant>) -> Result<HttpResponse> {
+async fn create_grant(hub: HubData, a: Actor, body: Json<NewGrant>) -> Result<HttpResponse> {
     Ok(HttpResponse::Created().json(svc::create_grant(&hub, &a, body.into_inner()).await?))
 }
 

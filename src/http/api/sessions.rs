@@ -1,10 +1,13 @@
 //! `/firmware-update`: the Leitwert Device Hub session API (seed 003), the signed
 //! download, and the admin views of sessions and device histories.
 
+use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
 use crate::error::Result;
+use crate::http::input::Json;
+use crate::http::routes::{Handler, Route};
 use crate::http::{auth, download, pagination};
 use crate::service::Actor;
 use crate::service::Hub;
@@ -14,27 +17,24 @@ use crate::service::session::request::{self as svc, ConfirmRequest, DownloadAuth
 type HubData = web::Data<Hub>;
 type Id = web::Path<String>;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/firmware-update")
-            .service(web::resource("").get(list))
-            .service(web::resource("/request").post(request))
-            .service(web::resource("/{id}").get(get))
-            .service(web::resource("/{id}/start").post(start))
-            .service(web::resource("/{id}/confirm").post(confirm))
-            .service(web::resource("/{id}/events").get(events))
-            .service(web::resource("/{id}/cancel").post(cancel))
-            .service(
-                web::resource("/{id}/download")
-                    .route(web::get().to(download_deliverable))
-                    .route(web::head().to(download_deliverable)),
-            ),
-    );
+pub(super) fn routes() -> Vec<Route> {
+    let r = |method, path, handler: Handler| Route::new("sessions", "/firmware-update", method, path, handler);
+    vec![
+        r(Method::GET, "", |r| r.to(list)),
+        r(Method::POST, "/request", |r| r.to(request)),
+        r(Method::GET, "/{id}", |r| r.to(get)),
+        r(Method::POST, "/{id}/start", |r| r.to(start)),
+        r(Method::POST, "/{id}/confirm", |r| r.to(confirm)),
+        r(Method::GET, "/{id}/events", |r| r.to(events)),
+        r(Method::POST, "/{id}/cancel", |r| r.to(cancel)),
+        r(Method::GET, "/{id}/download", |r| r.to(download_deliverable)),
+        r(Method::HEAD, "/{id}/download", |r| r.to(download_deliverable)),
+    ]
 }
 
 /// Ask for a firmware update: answers a session in `ready` (an update is available) or
 /// `up_to_date`.
-async fn request(hub: HubData, a: Actor, body: web::Json<UpdateRequest>) -> Result<HttpResponse> {
+async fn request(hub: HubData, a: Actor, body: Json<UpdateRequest>) -> Result<HttpResponse> {
     Ok(HttpResponse::Created().json(svc::request(&hub, &a, body.into_inner()).await?))
 }
 
@@ -49,7 +49,7 @@ async fn start(hub: HubData, a: Actor, id: Id) -> Result<HttpResponse> {
 }
 
 /// `created → success | fail`.
-async fn confirm(hub: HubData, a: Actor, id: Id, body: web::Json<ConfirmRequest>) -> Result<HttpResponse> {
+async fn confirm(hub: HubData, a: Actor, id: Id, body: Json<ConfirmRequest>) -> Result<HttpResponse> {
     Ok(HttpResponse::Ok().json(svc::confirm(&hub, &a, id.into_inner(), body.into_inner()).await?))
 }
 
