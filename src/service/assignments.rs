@@ -269,7 +269,7 @@ fn cancel_in(conn: &mut AnyConnection, limits: &Limits, actor: &Actor, id: &str)
         let outcome = write_transaction_retrying(conn, |conn| {
             let now = time::now();
             let (s, creator) = engine::load_live(conn, id, now)?;
-            actor.require_in(Action::Write, &s.product_id)?;
+            super::session::request::require_in_product(actor, &s, Action::Write)?;
             let by = format!("canceled by {}", actor.username);
             if engine::state_of(&s)? == State::Created && s.action_type.is_some() {
                 engine::request_cancel(conn, &s, now, by)?;

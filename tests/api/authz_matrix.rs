@@ -104,11 +104,10 @@ enum Rule {
     ProductDelete,
     /// A creation whose body names the side's product (or a model of it).
     CreateIn(Act),
-    /// A firmware-update session of the side's product. `service::sessions` still answers
-    /// 403 (not 404) for a session of a product the caller does not see: issue 9, defect 13
-    /// is fixed there once that file may change; then this rule becomes `InProduct`.
+    /// A firmware-update session of the side's product, made by the global admin: for
+    /// anyone else like `InProduct` (a session of a product not seen is not found).
     Session(Act),
-    /// Asking for an update with a model of the side's product (same caveat: 403, not 422).
+    /// Asking for an update with a model of the side's product (an unseen model is 422).
     SessionRequest,
     /// A user: `Own` the caller, `Other` someone else. `change`: needs a global admin.
     User { change: bool },
@@ -277,7 +276,9 @@ fn expected(rule: Rule, role: Role, side: Side) -> Class {
         Rule::CreateIn(_) if !sees(role, side) => UnknownReference,
         Rule::CreateIn(act) => allow(may(role, act, side), Forbidden),
         // the sessions were all made by the global admin, who may always act on its own
+        Rule::Session(_) if !sees(role, side) => NotFound,
         Rule::Session(act) => allow(may(role, act, side), Forbidden),
+        Rule::SessionRequest if !sees(role, side) => UnknownReference,
         Rule::SessionRequest => allow(may(role, Act::RequestUpdate, side), Forbidden),
         Rule::User { change } => match side {
             Side::Own => allow(!change || admin, Forbidden),

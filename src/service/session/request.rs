@@ -18,7 +18,7 @@ use crate::domain::version::FirmwareVersion;
 use crate::error::{Error, Result};
 use crate::service::Hub;
 use crate::service::auth::Credentials;
-use crate::service::{Actor, ListParams, Listing, resolve, twin};
+use crate::service::{Actor, ListParams, Listing, resolve, resolve_if, twin};
 use crate::storage::Blob;
 use crate::time;
 
@@ -55,12 +55,22 @@ pub struct SessionQuery {
     pub list: ListParams,
 }
 
+/// Whether the actor may `action` on a session of its product. A session of a product the
+/// actor does not see answers exactly like one that does not exist (404); 403 is for one it
+/// sees but may not act on.
+pub fn require_in_product(actor: &Actor, s: &Session, action: Action) -> Result<()> {
+    if !actor.sees(&s.product_id) {
+        return Err(Error::not_found(format!("firmware-update session {:?}", s.id)));
+    }
+    actor.require_in(action, &s.product_id)
+}
+
 /// Who may see a session: its creator, and readers of its product.
 fn require_visible(actor: &Actor, s: &Session) -> Result<()> {
     if s.creator_id == actor.user_id {
         return Ok(());
     }
-    actor.require_in(Action::Read, &s.product_id)
+    require_in_product(actor, s, Action::Read)
 }
 
 /// Who may start or confirm it: its creator, and those who may request updates there.
@@ -68,7 +78,7 @@ fn require_actionable(actor: &Actor, s: &Session) -> Result<()> {
     if s.creator_id == actor.user_id {
         return Ok(());
     }
-    actor.require_in(Action::RequestUpdate, &s.product_id)
+    require_in_product(actor, s, Action::RequestUpdate)
 }
 
 /// The status poll: authentication and the read in one database round trip.
@@ -97,6 +107,7 @@ pub async fn list(hub: &Hub, actor: &Actor, query: SessionQuery) -> Result<Listi
         }
     };
     let only = actor.products_allowing(Action::Read);
+    let actor = actor.clone();
     let hub_c = hub.clone();
     hub.db
         .run(move |conn| {
@@ -104,7 +115,7 @@ pub async fn list(hub: &Hub, actor: &Actor, query: SessionQuery) -> Result<Listi
             let model = query
                 .model
                 .as_deref()
-                .map(|m| resolve(conn, "model", "model", m, db::model::find_by_ref))
+                .map(|m| resolve_if(conn, "model", "model", m, db::model::find_by_ref, |m| actor.sees(&m.product_id)))
                 .transpose()?;
             let filter = db::session::Filter {
                 state: session_state.map(|s| s.as_str().to_owned()),
@@ -144,6 +155,10 @@ pub async fn device_history(
             .run(move |conn| find_device_ref(conn, &device).map_err(|_| Error::not_found(format!("device {device:?}"))))
             .await?
     };
+    // a device of a product the caller does not see is not found, exactly as a missing one
+    if !actor.sees(&d.product_id) {
+        return Err(Error::not_found(format!("device {device:?}")));
+    }
     actor.require_in(Action::Read, &d.product_id)?;
     let query = SessionQuery { device: Some(d.id), expired: Some("all".into()), list: params, ..Default::default() };
     list(hub, actor, query).await
@@ -300,7 +315,8 @@ fn open_session(
     defaults: Timeouts,
 ) -> Result<(Session, String)> {
     let now = time::now();
-    let model = resolve(conn, "model", "model", &input.model, db::model::find_by_ref)?;
+    let model =
+        resolve_if(conn, "model", "model", &input.model, db::model::find_by_ref, |m| actor.sees(&m.product_id))?;
     actor.require_in(Action::RequestUpdate, &model.product_id)?;
     let drafts = input.allow_draft_firmware.unwrap_or(false);
     if drafts {
