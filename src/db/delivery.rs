@@ -57,27 +57,11 @@ pub mod methods {
 
     crate::db::handle_lookups!(delivery_methods, DeliveryMethod);
 
-    pub fn insert(conn: &mut AnyConnection, row: &DeliveryMethod) -> QueryResult<()> {
-        diesel::insert_into(delivery_methods::table).values(row).execute(conn).map(drop)
-    }
-
-    pub fn update(conn: &mut AnyConnection, id: &str, changes: &DeliveryMethodChanges) -> QueryResult<()> {
-        diesel::update(delivery_methods::table.find(id)).set(changes).execute(conn).map(drop)
-    }
-
-    pub fn delete(conn: &mut AnyConnection, id: &str) -> QueryResult<usize> {
-        diesel::delete(delivery_methods::table.find(id)).execute(conn)
-    }
+    crate::db::row_writes!(delivery_methods, DeliveryMethod, DeliveryMethodChanges);
 
     pub fn list(conn: &mut AnyConnection, page: crate::db::Page) -> QueryResult<(Vec<DeliveryMethod>, i64)> {
-        let total = delivery_methods::table.count().get_result(conn)?;
-        let rows = delivery_methods::table
-            .order((delivery_methods::created_at, delivery_methods::id))
-            .limit(page.limit)
-            .offset(page.offset)
-            .select(DeliveryMethod::as_select())
-            .load(conn)?;
-        Ok((rows, total))
+        let order = (delivery_methods::created_at, delivery_methods::id);
+        crate::db::page_of!(conn, delivery_methods::table, order, DeliveryMethod::as_select(), page)
     }
 }
 
@@ -86,17 +70,7 @@ pub mod procedures {
 
     crate::db::handle_lookups!(delivery_procedures, DeliveryProcedure);
 
-    pub fn insert(conn: &mut AnyConnection, row: &DeliveryProcedure) -> QueryResult<()> {
-        diesel::insert_into(delivery_procedures::table).values(row).execute(conn).map(drop)
-    }
-
-    pub fn update(conn: &mut AnyConnection, id: &str, changes: &DeliveryProcedureChanges) -> QueryResult<()> {
-        diesel::update(delivery_procedures::table.find(id)).set(changes).execute(conn).map(drop)
-    }
-
-    pub fn delete(conn: &mut AnyConnection, id: &str) -> QueryResult<usize> {
-        diesel::delete(delivery_procedures::table.find(id)).execute(conn)
-    }
+    crate::db::row_writes!(delivery_procedures, DeliveryProcedure, DeliveryProcedureChanges);
 
     pub fn list(
         conn: &mut AnyConnection,
@@ -110,13 +84,7 @@ pub mod procedures {
             }
             q
         };
-        let total = query().count().get_result(conn)?;
-        let rows = query()
-            .order((delivery_procedures::created_at, delivery_procedures::id))
-            .limit(page.limit)
-            .offset(page.offset)
-            .select(DeliveryProcedure::as_select())
-            .load(conn)?;
-        Ok((rows, total))
+        let order = (delivery_procedures::created_at, delivery_procedures::id);
+        crate::db::page_of!(conn, query(), order, DeliveryProcedure::as_select(), page)
     }
 }

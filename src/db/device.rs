@@ -74,17 +74,7 @@ pub fn find_by_device_id(conn: &mut AnyConnection, product_id: &str, device_id: 
         .optional()
 }
 
-pub fn insert(conn: &mut AnyConnection, row: &Device) -> QueryResult<()> {
-    diesel::insert_into(devices::table).values(row).execute(conn).map(drop)
-}
-
-pub fn update(conn: &mut AnyConnection, id: &str, changes: &DeviceChanges) -> QueryResult<()> {
-    diesel::update(devices::table.find(id)).set(changes).execute(conn).map(drop)
-}
-
-pub fn delete(conn: &mut AnyConnection, id: &str) -> QueryResult<usize> {
-    diesel::delete(devices::table.find(id)).execute(conn)
-}
+crate::db::row_writes!(devices, Device, DeviceChanges);
 
 pub fn list(conn: &mut AnyConnection, filter: &Filter, page: super::Page) -> QueryResult<(Vec<Device>, i64)> {
     let query = || {
@@ -106,14 +96,7 @@ pub fn list(conn: &mut AnyConnection, filter: &Filter, page: super::Page) -> Que
         }
         q
     };
-    let total = query().count().get_result(conn)?;
-    let rows = query()
-        .order((devices::created_at, devices::id))
-        .limit(page.limit)
-        .offset(page.offset)
-        .select(Device::as_select())
-        .load(conn)?;
-    Ok((rows, total))
+    crate::db::page_of!(conn, query(), (devices::created_at, devices::id), Device::as_select(), page)
 }
 
 /// A device by the hash of its target token, within a product.

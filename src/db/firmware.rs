@@ -54,13 +54,7 @@ pub fn find(conn: &mut AnyConnection, id: &str) -> QueryResult<Option<Firmware>>
     firmware::table.find(id).select(Firmware::as_select()).get_result(conn).optional()
 }
 
-pub fn insert(conn: &mut AnyConnection, row: &Firmware) -> QueryResult<()> {
-    diesel::insert_into(firmware::table).values(row).execute(conn).map(drop)
-}
-
-pub fn delete(conn: &mut AnyConnection, id: &str) -> QueryResult<usize> {
-    diesel::delete(firmware::table.find(id)).execute(conn)
-}
+crate::db::row_writes!(firmware, Firmware);
 
 pub fn set_version(conn: &mut AnyConnection, id: &str, version: &str, now: NaiveDateTime) -> QueryResult<usize> {
     diesel::update(firmware::table.find(id).filter(firmware::state.eq(STATE_DRAFT)))
@@ -107,14 +101,7 @@ pub fn list(conn: &mut AnyConnection, filter: &Filter, page: super::Page) -> Que
         }
         q
     };
-    let total = query().count().get_result(conn)?;
-    let rows = query()
-        .order((firmware::created_at, firmware::id))
-        .limit(page.limit)
-        .offset(page.offset)
-        .select(Firmware::as_select())
-        .load(conn)?;
-    Ok((rows, total))
+    crate::db::page_of!(conn, query(), (firmware::created_at, firmware::id), Firmware::as_select(), page)
 }
 
 /// Firmware of a model in a channel, in the given states: the candidates for an update.

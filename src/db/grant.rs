@@ -30,13 +30,7 @@ pub fn for_user(conn: &mut AnyConnection, user_id: &str) -> QueryResult<Vec<Gran
     grants::table.filter(grants::user_id.eq(user_id)).select(GrantRow::as_select()).load(conn)
 }
 
-pub fn insert(conn: &mut AnyConnection, row: &GrantRow) -> QueryResult<()> {
-    diesel::insert_into(grants::table).values(row).execute(conn).map(drop)
-}
-
-pub fn delete(conn: &mut AnyConnection, id: &str) -> QueryResult<usize> {
-    diesel::delete(grants::table.find(id)).execute(conn)
-}
+crate::db::row_writes!(grants, GrantRow);
 
 /// Whether the user already holds this role on this scope (NULL product = everywhere;
 /// SQL UNIQUE treats NULLs as distinct, so this is checked here).
@@ -63,14 +57,7 @@ pub fn list(conn: &mut AnyConnection, filter: &Filter, page: super::Page) -> Que
         }
         q
     };
-    let total = query().count().get_result(conn)?;
-    let rows = query()
-        .order((grants::created_at, grants::id))
-        .limit(page.limit)
-        .offset(page.offset)
-        .select(GrantRow::as_select())
-        .load(conn)?;
-    Ok((rows, total))
+    crate::db::page_of!(conn, query(), (grants::created_at, grants::id), GrantRow::as_select(), page)
 }
 
 /// (grant id, user id) of every grant of `role` everywhere held by an active user.

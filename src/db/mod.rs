@@ -192,6 +192,43 @@ macro_rules! handle_lookups {
 }
 pub(crate) use handle_lookups;
 
+/// `insert` and `delete` (by `id`) for a table, and `update` (by `id`, with a change set)
+/// when one is given: the same three functions for every table, written once.
+macro_rules! row_writes {
+    ($table:ident, $row:ty) => {
+        pub fn insert(conn: &mut $crate::db::AnyConnection, row: &$row) -> diesel::QueryResult<()> {
+            use diesel::prelude::*;
+            diesel::insert_into($table::table).values(row).execute(conn).map(drop)
+        }
+
+        pub fn delete(conn: &mut $crate::db::AnyConnection, id: &str) -> diesel::QueryResult<usize> {
+            use diesel::prelude::*;
+            diesel::delete($table::table.find(id)).execute(conn)
+        }
+    };
+    ($table:ident, $row:ty, $changes:ty) => {
+        $crate::db::row_writes!($table, $row);
+
+        pub fn update(conn: &mut $crate::db::AnyConnection, id: &str, changes: &$changes) -> diesel::QueryResult<()> {
+            use diesel::prelude::*;
+            diesel::update($table::table.find(id)).set(changes).execute(conn).map(drop)
+        }
+    };
+}
+pub(crate) use row_writes;
+
+/// One page of a list and its total: `$query` (an expression that builds the filtered
+/// query, evaluated twice) counted, then ordered by `$order`, cut to `$page` and loaded as
+/// `$select`.
+macro_rules! page_of {
+    ($conn:expr, $query:expr, $order:expr, $select:expr, $page:expr) => {{
+        let total = $query.count().get_result($conn)?;
+        let rows = $query.order($order).limit($page.limit).offset($page.offset).select($select).load($conn)?;
+        Ok((rows, total))
+    }};
+}
+pub(crate) use page_of;
+
 /// A product-scoped handle table (models, channels): the same columns, rules and queries,
 /// written once. Generates the row struct, its change set, the handle lookups, and
 /// `insert`, `update`, `delete` and `list` (optionally of one product, and only in the
@@ -224,18 +261,7 @@ macro_rules! product_scoped_table {
         }
 
         $crate::db::handle_lookups!($table, $row);
-
-        pub fn insert(conn: &mut AnyConnection, row: &$row) -> QueryResult<()> {
-            diesel::insert_into($table::table).values(row).execute(conn).map(drop)
-        }
-
-        pub fn update(conn: &mut AnyConnection, id: &str, changes: &$changes) -> QueryResult<()> {
-            diesel::update($table::table.find(id)).set(changes).execute(conn).map(drop)
-        }
-
-        pub fn delete(conn: &mut AnyConnection, id: &str) -> QueryResult<usize> {
-            diesel::delete($table::table.find(id)).execute(conn)
-        }
+        $crate::db::row_writes!($table, $row, $changes);
 
         pub fn list(
             conn: &mut AnyConnection,
@@ -253,14 +279,7 @@ macro_rules! product_scoped_table {
                 }
                 q
             };
-            let total = query().count().get_result(conn)?;
-            let rows = query()
-                .order(($table::created_at, $table::id))
-                .limit(page.limit)
-                .offset(page.offset)
-                .select($row::as_select())
-                .load(conn)?;
-            Ok((rows, total))
+            $crate::db::page_of!(conn, query(), ($table::created_at, $table::id), $row::as_select(), page)
         }
     };
 }

@@ -46,17 +46,7 @@ pub fn find_by_tid_ignoring_case(conn: &mut AnyConnection, tid: &str) -> QueryRe
 
 crate::db::handle_lookups!(products, Product);
 
-pub fn insert(conn: &mut AnyConnection, row: &Product) -> QueryResult<()> {
-    diesel::insert_into(products::table).values(row).execute(conn).map(drop)
-}
-
-pub fn update(conn: &mut AnyConnection, id: &str, changes: &ProductChanges) -> QueryResult<()> {
-    diesel::update(products::table.find(id)).set(changes).execute(conn).map(drop)
-}
-
-pub fn delete(conn: &mut AnyConnection, id: &str) -> QueryResult<usize> {
-    diesel::delete(products::table.find(id)).execute(conn)
-}
+crate::db::row_writes!(products, Product, ProductChanges);
 
 /// A page of products, optionally only those in `only` (the products a caller may read).
 pub fn list(conn: &mut AnyConnection, only: Option<&[String]>, page: super::Page) -> QueryResult<(Vec<Product>, i64)> {
@@ -67,12 +57,5 @@ pub fn list(conn: &mut AnyConnection, only: Option<&[String]>, page: super::Page
         }
         q
     };
-    let total = query().count().get_result(conn)?;
-    let rows = query()
-        .order((products::created_at, products::id))
-        .limit(page.limit)
-        .offset(page.offset)
-        .select(Product::as_select())
-        .load(conn)?;
-    Ok((rows, total))
+    crate::db::page_of!(conn, query(), (products::created_at, products::id), Product::as_select(), page)
 }

@@ -158,14 +158,8 @@ pub fn list(
         }
         q
     };
-    let total = query().count().get_result(conn)?;
-    let rows = query()
-        .order((sessions::created_at.desc(), sessions::id))
-        .limit(page.limit)
-        .offset(page.offset)
-        .select((Session::as_select(), users::username))
-        .load(conn)?;
-    Ok((rows, total))
+    let order = (sessions::created_at.desc(), sessions::id);
+    crate::db::page_of!(conn, query(), order, (Session::as_select(), users::username), page)
 }
 
 pub fn add_event(conn: &mut AnyConnection, event: &SessionEvent) -> QueryResult<()> {

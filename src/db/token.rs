@@ -47,15 +47,8 @@ pub fn find_active_by_hash(
 }
 
 pub fn list_for_user(conn: &mut AnyConnection, user_id: &str, page: super::Page) -> QueryResult<(Vec<ApiToken>, i64)> {
-    let total = api_tokens::table.filter(api_tokens::user_id.eq(user_id)).count().get_result(conn)?;
-    let rows = api_tokens::table
-        .filter(api_tokens::user_id.eq(user_id))
-        .order((api_tokens::created_at, api_tokens::id))
-        .limit(page.limit)
-        .offset(page.offset)
-        .select(ApiToken::as_select())
-        .load(conn)?;
-    Ok((rows, total))
+    let mine = api_tokens::table.filter(api_tokens::user_id.eq(user_id));
+    crate::db::page_of!(conn, mine, (api_tokens::created_at, api_tokens::id), ApiToken::as_select(), page)
 }
 
 pub fn revoke(conn: &mut AnyConnection, id: &str, now: NaiveDateTime) -> QueryResult<usize> {

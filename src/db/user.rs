@@ -34,25 +34,8 @@ pub fn count(conn: &mut AnyConnection) -> QueryResult<i64> {
     users::table.count().get_result(conn)
 }
 
-pub fn insert(conn: &mut AnyConnection, row: &User) -> QueryResult<()> {
-    diesel::insert_into(users::table).values(row).execute(conn).map(drop)
-}
-
-pub fn update(conn: &mut AnyConnection, id: &str, changes: &UserChanges) -> QueryResult<()> {
-    diesel::update(users::table.find(id)).set(changes).execute(conn).map(drop)
-}
-
-pub fn delete(conn: &mut AnyConnection, id: &str) -> QueryResult<usize> {
-    diesel::delete(users::table.find(id)).execute(conn)
-}
+crate::db::row_writes!(users, User, UserChanges);
 
 pub fn list(conn: &mut AnyConnection, page: super::Page) -> QueryResult<(Vec<User>, i64)> {
-    let total = users::table.count().get_result(conn)?;
-    let rows = users::table
-        .order((users::created_at, users::id))
-        .limit(page.limit)
-        .offset(page.offset)
-        .select(User::as_select())
-        .load(conn)?;
-    Ok((rows, total))
+    crate::db::page_of!(conn, users::table, (users::created_at, users::id), User::as_select(), page)
 }
