@@ -5,13 +5,14 @@ use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{Actor, ListParams, Listing, double_option, resolve_seen};
+use super::{Actor, ListParams, Listing, double_option};
 use crate::db::{self, AnyConnection, write_transaction};
 use crate::domain::ids::{validate_device_id, validate_name};
 use crate::domain::rights::Action;
 use crate::domain::version::FirmwareVersion;
 use crate::error::{Error, Result};
 use crate::service::Hub;
+use crate::service::catalog::{self, named, named_in};
 use crate::time;
 
 #[derive(Debug, Deserialize)]
@@ -170,35 +171,6 @@ fn find(conn: &mut AnyConnection, actor: &Actor, id: &str) -> Result<db::device:
     db::device::find(conn, &id)?.filter(|d| actor.sees(&d.product_id)).ok_or_else(not_found)
 }
 
-fn product_id(p: &db::product::Product) -> &str {
-    &p.id
-}
-
-fn model_product(m: &db::model::Model) -> &str {
-    &m.product_id
-}
-
-fn channel_product(c: &db::channel::Channel) -> &str {
-    &c.product_id
-}
-
-/// A model or channel reference that must belong to `product_id`.
-fn resolve_in_product<T>(
-    conn: &mut AnyConnection,
-    actor: &Actor,
-    kind: &str,
-    raw: &str,
-    product_id: &str,
-    lookup: fn(&mut AnyConnection, &crate::domain::ids::ObjectRef) -> diesel::QueryResult<Option<T>>,
-    product_of: fn(&T) -> &str,
-) -> Result<T> {
-    let found = resolve_seen(conn, actor, kind, kind, raw, lookup, product_of)?;
-    if product_of(&found) != product_id {
-        return Err(Error::unprocessable("unknown_reference", format!("{kind}: {raw:?} belongs to another product")));
-    }
-    Ok(found)
-}
-
 pub async fn create(hub: &Hub, actor: &Actor, input: NewDevice) -> Result<DeviceView> {
     validate_device_id(&input.device_id)?;
     if let Some(name) = &input.name {
@@ -214,41 +186,25 @@ pub async fn create(hub: &Hub, actor: &Actor, input: NewDevice) -> Result<Device
     hub.db
         .run(move |conn| {
             write_transaction(conn, |conn| {
-                let model = input
-                    .model
-                    .as_deref()
-                    .map(|m| resolve_seen(conn, &actor, "model", "model", m, db::model::find_by_ref, model_product))
-                    .transpose()?;
+                let model =
+                    input.model.as_deref().map(|m| named::<catalog::Models>(conn, &actor, "model", m)).transpose()?;
                 let product_id = match (&model, &input.product) {
                     (Some(m), Some(p)) => {
-                        let product =
-                            resolve_seen(conn, &actor, "product", "product", p, db::product::find_by_ref, product_id)?;
+                        let product = named::<catalog::Product>(conn, &actor, "product", p)?;
                         if product.id != m.product_id {
                             return Err(Error::unprocessable("unknown_reference", "model: belongs to another product"));
                         }
                         product.id
                     }
                     (Some(m), None) => m.product_id.clone(),
-                    (None, Some(p)) => {
-                        resolve_seen(conn, &actor, "product", "product", p, db::product::find_by_ref, product_id)?.id
-                    }
+                    (None, Some(p)) => named::<catalog::Product>(conn, &actor, "product", p)?.id,
                     (None, None) => return Err(Error::invalid("product or model is required")),
                 };
                 actor.require_in(Action::Write, &product_id)?;
                 let channel = input
                     .channel
                     .as_deref()
-                    .map(|c| {
-                        resolve_in_product(
-                            conn,
-                            &actor,
-                            "channel",
-                            c,
-                            &product_id,
-                            db::channel::find_by_ref,
-                            channel_product,
-                        )
-                    })
+                    .map(|c| named_in::<catalog::Channels>(conn, &actor, "channel", c, &product_id))
                     .transpose()?;
                 let (mut row, target_token) = new_device(product_id, input.device_id.clone(), time::now());
                 row.name = input.name;
@@ -275,21 +231,12 @@ pub async fn list(hub: &Hub, actor: &Actor, query: DeviceQuery) -> Result<Listin
     let actor = actor.clone();
     hub.db
         .run(move |conn| {
-            let product = query
-                .product
-                .as_deref()
-                .map(|p| resolve_seen(conn, &actor, "product", "product", p, db::product::find_by_ref, product_id))
-                .transpose()?;
-            let model = query
-                .model
-                .as_deref()
-                .map(|m| resolve_seen(conn, &actor, "model", "model", m, db::model::find_by_ref, model_product))
-                .transpose()?;
-            let channel = query
-                .channel
-                .as_deref()
-                .map(|c| resolve_seen(conn, &actor, "channel", "channel", c, db::channel::find_by_ref, channel_product))
-                .transpose()?;
+            let product =
+                query.product.as_deref().map(|p| named::<catalog::Product>(conn, &actor, "product", p)).transpose()?;
+            let model =
+                query.model.as_deref().map(|m| named::<catalog::Models>(conn, &actor, "model", m)).transpose()?;
+            let channel =
+                query.channel.as_deref().map(|c| named::<catalog::Channels>(conn, &actor, "channel", c)).transpose()?;
             let filter = db::device::Filter {
                 product: product.map(|p| p.id),
                 model: model.map(|m| m.id),
@@ -326,34 +273,16 @@ pub async fn update(hub: &Hub, actor: &Actor, id: String, input: DeviceUpdate) -
                 let d = find(conn, &actor, &id)?;
                 actor.require_in(Action::Write, &d.product_id)?;
                 let model_id = match &input.model {
-                    Some(Some(m)) => Some(Some(
-                        resolve_in_product(
-                            conn,
-                            &actor,
-                            "model",
-                            m,
-                            &d.product_id,
-                            db::model::find_by_ref,
-                            model_product,
-                        )?
-                        .id,
-                    )),
+                    Some(Some(m)) => {
+                        Some(Some(named_in::<catalog::Models>(conn, &actor, "model", m, &d.product_id)?.id))
+                    }
                     Some(None) => Some(None),
                     None => None,
                 };
                 let channel_id = match &input.channel {
-                    Some(Some(c)) => Some(Some(
-                        resolve_in_product(
-                            conn,
-                            &actor,
-                            "channel",
-                            c,
-                            &d.product_id,
-                            db::channel::find_by_ref,
-                            channel_product,
-                        )?
-                        .id,
-                    )),
+                    Some(Some(c)) => {
+                        Some(Some(named_in::<catalog::Channels>(conn, &actor, "channel", c, &d.product_id)?.id))
+                    }
                     Some(None) => Some(None),
                     None => None,
                 };

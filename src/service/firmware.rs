@@ -8,12 +8,13 @@ use chrono::NaiveDateTime;
 use futures_util::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 
-use super::{Actor, ListParams, Listing, resolve_seen};
+use super::{Actor, ListParams, Listing};
 use crate::db::{self, AnyConnection, write_transaction};
 use crate::domain::rights::Action;
 use crate::domain::version::FirmwareVersion;
 use crate::error::{Error, Result};
 use crate::service::Hub;
+use crate::service::catalog::{self, named};
 use crate::storage::keys;
 use crate::time;
 
@@ -104,19 +105,11 @@ fn find_with_product(conn: &mut AnyConnection, actor: &Actor, id: &str) -> Resul
     Ok((f, model.product_id))
 }
 
-fn model_product(m: &db::model::Model) -> &str {
-    &m.product_id
-}
-
-fn channel_product(c: &db::channel::Channel) -> &str {
-    &c.product_id
-}
-
 /// Resolves channel references; each must belong to `product_id`.
 fn resolve_channels(conn: &mut AnyConnection, actor: &Actor, product_id: &str, refs: &[String]) -> Result<Vec<String>> {
     let mut ids = Vec::with_capacity(refs.len());
     for r in refs {
-        let channel = resolve_seen(conn, actor, "channel", "channels", r, db::channel::find_by_ref, channel_product)?;
+        let channel = named::<catalog::Channels>(conn, actor, "channels", r)?;
         if channel.product_id != product_id {
             return Err(Error::unprocessable(
                 "unknown_reference",
@@ -140,8 +133,7 @@ pub async fn create(hub: &Hub, actor: &Actor, input: NewFirmware) -> Result<Firm
     hub.db
         .run(move |conn| {
             write_transaction(conn, |conn| {
-                let model =
-                    resolve_seen(conn, &actor, "model", "model", &input.model, db::model::find_by_ref, model_product)?;
+                let model = named::<catalog::Models>(conn, &actor, "model", &input.model)?;
                 actor.require_in(Action::Write, &model.product_id)?;
                 let channels = resolve_channels(conn, &actor, &model.product_id, &input.channels)?;
                 let now = time::now();
@@ -181,16 +173,10 @@ pub async fn list(hub: &Hub, actor: &Actor, query: FirmwareQuery) -> Result<List
     let actor = actor.clone();
     hub.db
         .run(move |conn| {
-            let model = query
-                .model
-                .as_deref()
-                .map(|m| resolve_seen(conn, &actor, "model", "model", m, db::model::find_by_ref, model_product))
-                .transpose()?;
-            let channel = query
-                .channel
-                .as_deref()
-                .map(|c| resolve_seen(conn, &actor, "channel", "channel", c, db::channel::find_by_ref, channel_product))
-                .transpose()?;
+            let model =
+                query.model.as_deref().map(|m| named::<catalog::Models>(conn, &actor, "model", m)).transpose()?;
+            let channel =
+                query.channel.as_deref().map(|c| named::<catalog::Channels>(conn, &actor, "channel", c)).transpose()?;
             let filter = db::firmware::Filter {
                 model: model.map(|m| m.id),
                 channel: channel.map(|c| c.id),

@@ -217,20 +217,6 @@ pub fn find_path_seen<T>(
     find_path_if(conn, kind, raw, lookup, |found| actor.sees(product_of(found)))
 }
 
-/// [`resolve`] for objects inside a product: one in a product the actor does not see is an
-/// unknown reference too (422, the very same answer).
-pub fn resolve_seen<T>(
-    conn: &mut AnyConnection,
-    actor: &Actor,
-    kind: &str,
-    field: &str,
-    raw: &str,
-    lookup: fn(&mut AnyConnection, &ObjectRef) -> diesel::QueryResult<Option<T>>,
-    product_of: fn(&T) -> &str,
-) -> Result<T> {
-    resolve_if(conn, kind, field, raw, lookup, |found| actor.sees(product_of(found)))
-}
-
 /// For PATCH bodies: tells a field that is absent (`None`) from one set to null (`Some(None)`).
 pub fn double_option<'de, T, D>(de: D) -> std::result::Result<Option<Option<T>>, D::Error>
 where

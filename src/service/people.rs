@@ -3,12 +3,13 @@
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 
-use super::{Actor, ListParams, Listing, auth, find_path_seen, resolve_seen};
+use super::{Actor, ListParams, Listing, auth, find_path_seen};
 use crate::db::{self, AnyConnection, write_transaction};
 use crate::domain::ids::{ObjectRef, validate_name, validate_username};
 use crate::domain::rights::{Action, Role, Scope};
 use crate::error::{Error, Result};
 use crate::service::Hub;
+use crate::service::catalog::{self, named};
 use crate::time;
 
 // ---- users -------------------------------------------------------------------------
@@ -375,9 +376,7 @@ pub async fn create_grant(hub: &Hub, actor: &Actor, input: NewGrant) -> Result<G
         .run(move |conn| {
             write_transaction(conn, |conn| {
                 let product = match &input.product {
-                    Some(p) => {
-                        Some(resolve_seen(conn, &actor, "product", "product", p, db::product::find_by_ref, product_id)?)
-                    }
+                    Some(p) => Some(named::<catalog::Product>(conn, &actor, "product", p)?),
                     None => None,
                 };
                 let product_id = product.as_ref().map(|p| p.id.as_str());

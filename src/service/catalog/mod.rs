@@ -19,7 +19,7 @@ pub use delivery::{
 pub use products::{DdiSettings, Product, ProductUpdate, ProductView, create_product, list_products};
 pub use scoped::{Channels, Models, ProductScoped, ScopedQuery, create_scoped, list_scoped};
 
-use super::{Actor, duplicate, find_path_if};
+use super::{Actor, duplicate, find_path_if, resolve_if};
 use crate::db::{AnyConnection, write_transaction};
 use crate::domain::ids::{ObjectRef, validate_name, validate_tid};
 use crate::domain::rights::{Action, Scope};
@@ -119,13 +119,38 @@ fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
+fn visible<T: CatalogObject>(actor: &Actor, row: &T) -> bool {
+    match row.home() {
+        Home::Product(p) => actor.sees(p),
+        Home::Shared => actor.has_any_grant(),
+    }
+}
+
+/// The catalog object a request body or a list filter names (`"model": "CAFEBABE"`), if the
+/// actor sees it: one it does not see is an unknown reference (422), exactly as a missing one.
+pub fn named<T: CatalogObject>(conn: &mut AnyConnection, actor: &Actor, field: &str, raw: &str) -> Result<T> {
+    resolve_if(conn, T::KIND, field, raw, T::find_by_ref, |row: &T| visible(actor, row))
+}
+
+/// [`named`], for an object that must belong to `product_id` (a device's model or channel).
+pub fn named_in<T: CatalogObject>(
+    conn: &mut AnyConnection,
+    actor: &Actor,
+    field: &str,
+    raw: &str,
+    product_id: &str,
+) -> Result<T> {
+    let found = named::<T>(conn, actor, field, raw)?;
+    if !matches!(found.home(), Home::Product(p) if p == product_id) {
+        return Err(Error::unprocessable("unknown_reference", format!("{field}: {raw:?} belongs to another product")));
+    }
+    Ok(found)
+}
+
 /// The object a URL names, if the actor sees it, once the actor holds `right` on it.
 /// What the actor does not see is not found, exactly as what does not exist.
 fn find_for<T: CatalogObject>(conn: &mut AnyConnection, actor: &Actor, raw: &str, right: Right) -> Result<T> {
-    let row = find_path_if(conn, T::KIND, raw, T::find_by_ref, |row: &T| match row.home() {
-        Home::Product(p) => actor.sees(p),
-        Home::Shared => actor.has_any_grant(),
-    })?;
+    let row = find_path_if(conn, T::KIND, raw, T::find_by_ref, |row: &T| visible(actor, row))?;
     match (right, row.home()) {
         (Right::InHome(action), Home::Product(p)) => actor.require_in(action, p)?,
         // a shared object is read by anyone who sees it, changed by global rights

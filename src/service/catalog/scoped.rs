@@ -3,12 +3,12 @@
 
 use serde::Deserialize;
 
-use super::{CatalogObject, HandleUpdate, HandleView, Home, NewScoped, Right, handle_taken, new_id};
+use super::{CatalogObject, HandleUpdate, HandleView, Home, NewScoped, Product, Right, handle_taken, named, new_id};
 use crate::db::{self, AnyConnection, Page};
 use crate::domain::ids::{ObjectRef, validate_name, validate_tid};
 use crate::domain::rights::Action;
 use crate::error::Result;
-use crate::service::{Actor, Hub, ListParams, Listing, resolve_seen};
+use crate::service::{Actor, Hub, ListParams, Listing};
 use crate::time;
 
 /// The product-scoped families, as the doors name them.
@@ -105,19 +105,13 @@ macro_rules! product_scoped {
 product_scoped!(db::model::Model, model, ModelChanges, "model", "its firmware and devices");
 product_scoped!(db::channel::Channel, channel, ChannelChanges, "channel", "its firmware and devices");
 
-/// A product is in itself (for [`resolve_seen`]).
-fn product_id(p: &db::product::Product) -> &str {
-    &p.id
-}
-
 pub async fn create_scoped<T: ProductScoped>(hub: &Hub, actor: &Actor, input: NewScoped) -> Result<HandleView> {
     validate_tid("tid", &input.tid)?;
     validate_name("name", &input.name)?;
     let actor = actor.clone();
     hub.db
         .run(move |conn| {
-            let product =
-                resolve_seen(conn, &actor, "product", "product", &input.product, db::product::find_by_ref, product_id)?;
+            let product = named::<Product>(conn, &actor, "product", &input.product)?;
             actor.require_in(Action::Write, &product.id)?;
             let row = T::new_row(input.tid.clone(), input.name, product.id);
             row.insert(conn).map_err(handle_taken(T::KIND, Some(&input.tid)))?;
@@ -136,11 +130,7 @@ pub async fn list_scoped<T: ProductScoped>(
     let actor = actor.clone();
     hub.db
         .run(move |conn| {
-            let product = query
-                .product
-                .as_deref()
-                .map(|p| resolve_seen(conn, &actor, "product", "product", p, db::product::find_by_ref, product_id))
-                .transpose()?;
+            let product = query.product.as_deref().map(|p| named::<Product>(conn, &actor, "product", p)).transpose()?;
             let (rows, total) = T::list(conn, product.as_ref().map(|p| p.id.as_str()), only.as_deref(), page)?;
             let items = rows.into_iter().map(T::view).collect::<Result<Vec<_>>>()?;
             Ok(Listing::new(items, total, page))

@@ -18,7 +18,8 @@ use crate::domain::version::FirmwareVersion;
 use crate::error::{Error, Result};
 use crate::service::Hub;
 use crate::service::auth::Credentials;
-use crate::service::{Actor, ListParams, Listing, resolve, resolve_if, twin};
+use crate::service::catalog::{self, named};
+use crate::service::{Actor, ListParams, Listing, resolve, twin};
 use crate::storage::Blob;
 use crate::time;
 
@@ -112,11 +113,8 @@ pub async fn list(hub: &Hub, actor: &Actor, query: SessionQuery) -> Result<Listi
     hub.db
         .run(move |conn| {
             let device = query.device.as_deref().map(|d| find_device_ref(conn, d)).transpose()?;
-            let model = query
-                .model
-                .as_deref()
-                .map(|m| resolve_if(conn, "model", "model", m, db::model::find_by_ref, |m| actor.sees(&m.product_id)))
-                .transpose()?;
+            let model =
+                query.model.as_deref().map(|m| named::<catalog::Models>(conn, &actor, "model", m)).transpose()?;
             let filter = db::session::Filter {
                 state: session_state.map(|s| s.as_str().to_owned()),
                 device: device.map(|d| d.id),
@@ -315,8 +313,7 @@ fn open_session(
     defaults: Timeouts,
 ) -> Result<(Session, String)> {
     let now = time::now();
-    let model =
-        resolve_if(conn, "model", "model", &input.model, db::model::find_by_ref, |m| actor.sees(&m.product_id))?;
+    let model = named::<catalog::Models>(conn, actor, "model", &input.model)?;
     actor.require_in(Action::RequestUpdate, &model.product_id)?;
     let drafts = input.allow_draft_firmware.unwrap_or(false);
     if drafts {
