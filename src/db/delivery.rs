@@ -31,7 +31,7 @@ pub struct DeliveryProcedure {
     pub tid: String,
     pub name: String,
     pub delivery_method_id: String,
-    /// JSON list of `domain::procedure::Step`.
+    /// JSON list of `pipeline::steps::StepConfig`.
     pub steps: String,
     pub confirm: bool,
     /// JSON `domain::procedure::Timeouts` (only the overridden states).
