@@ -14,6 +14,7 @@ pub mod links;
 pub mod outbox;
 pub mod people;
 pub mod pipeline;
+pub mod readiness;
 pub mod session;
 pub mod twin;
 

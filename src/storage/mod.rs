@@ -15,7 +15,7 @@ use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
 use crate::domain::digests::Digests;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SpaceLatch};
 
 /// Object keys. Firmware images get a fresh key per upload, so a reader of the previous
 /// image is never cut off by a replacement.
@@ -26,7 +26,13 @@ pub mod keys {
 
     /// Written at start-up; `readyz` reads its metadata to check the store answers.
     pub const READY_MARKER: &str = ".devicehub";
+
+    /// Written by `readyz` after a write found no space, to see whether one fits again.
+    pub const SPACE_PROBE: &str = ".devicehub-space-probe";
 }
+
+/// What `readyz` writes to see whether the store takes writes again: a page or so.
+const SPACE_PROBE_LEN: usize = 4096;
 
 /// Block size for reading local objects: a 1 MiB range is one read.
 const READ_BLOCK: usize = 1024 * 1024;
@@ -35,6 +41,8 @@ const READ_BLOCK: usize = 1024 * 1024;
 pub struct Storage {
     store: Arc<dyn ObjectStore>,
     description: String,
+    /// Set when a write found no space left; cleared by the next write that succeeds.
+    full: Arc<SpaceLatch>,
 }
 
 /// Streams `range` of a local file in 1 MiB blocks, each a read-only memory map of the
@@ -101,7 +109,7 @@ impl Storage {
     /// `memory://`, `file:///abs/dir`, or a plain directory path.
     pub fn from_url(url: &str) -> anyhow::Result<Storage> {
         if url == "memory://" {
-            return Ok(Storage { store: Arc::new(object_store::memory::InMemory::new()), description: url.to_owned() });
+            return Ok(Storage::new(Arc::new(object_store::memory::InMemory::new()), url.to_owned()));
         }
         if url.contains("://") && !url.starts_with("file://") {
             anyhow::bail!("unsupported object store {url:?} (expected a directory, file:///dir or memory://)");
@@ -111,7 +119,16 @@ impl Storage {
         let store = object_store::local::LocalFileSystem::new_with_prefix(dir)
             .with_context(|| format!("opening object store directory {dir}"))?
             .with_automatic_cleanup(true);
-        Ok(Storage { store: Arc::new(store), description: format!("file://{dir}") })
+        Ok(Storage::new(Arc::new(store), format!("file://{dir}")))
+    }
+
+    fn new(store: Arc<dyn ObjectStore>, description: String) -> Storage {
+        Storage { store, description, full: Arc::default() }
+    }
+
+    /// Our error for a failed store operation; one that found no space is remembered.
+    fn failed(&self, err: object_store::Error) -> Error {
+        self.full.note(err.into())
     }
 
     pub fn describe(&self) -> &str {
@@ -121,9 +138,10 @@ impl Storage {
     /// Starts a streaming write of at most `limit` bytes to `key`.
     pub async fn writer(&self, key: &str, limit: u64) -> Result<ObjectWriter> {
         let path = ObjectPath::from(key);
-        let upload = self.store.put_multipart(&path).await?;
+        let upload = self.store.put_multipart(&path).await.map_err(|e| self.failed(e))?;
         Ok(ObjectWriter {
             upload: WriteMultipart::new(upload),
+            full: self.full.clone(),
             key: key.to_owned(),
             limit,
             size: 0,
@@ -168,8 +186,19 @@ impl Storage {
     }
 
     pub async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
-        self.store.put(&ObjectPath::from(key), bytes.into()).await?;
+        self.store.put(&ObjectPath::from(key), bytes.into()).await.map_err(|e| self.failed(e))?;
+        self.full.clear();
         Ok(())
+    }
+
+    /// `None` while the store takes writes. After a write found no space, says what that
+    /// write answered until a small write (a probe) fits again.
+    pub async fn out_of_space(&self) -> Option<String> {
+        self.full.last()?;
+        match self.put_bytes(keys::SPACE_PROBE, vec![0; SPACE_PROBE_LEN]).await {
+            Ok(()) => None,
+            Err(e) => Some(self.full.last().unwrap_or_else(|| e.to_string())),
+        }
     }
 
     /// Whether the store answers at all: any answer, even "not found", counts.
@@ -182,6 +211,7 @@ impl Storage {
 /// [`ObjectWriter::abort`] also cleans up the parts already written.
 pub struct ObjectWriter {
     upload: WriteMultipart,
+    full: Arc<SpaceLatch>,
     key: String,
     limit: u64,
     size: u64,
@@ -203,7 +233,7 @@ impl ObjectWriter {
         self.sha256.update(chunk);
         self.sha1.update(chunk);
         self.md5.update(chunk);
-        self.upload.wait_for_capacity(MAX_PARTS_IN_FLIGHT).await?;
+        self.upload.wait_for_capacity(MAX_PARTS_IN_FLIGHT).await.map_err(|e| self.full.note(e.into()))?;
         self.upload.write(chunk);
         Ok(())
     }
@@ -218,7 +248,8 @@ impl ObjectWriter {
     }
 
     pub async fn finish(self) -> Result<StoredObject> {
-        self.upload.finish().await?;
+        self.upload.finish().await.map_err(|e| self.full.note(e.into()))?;
+        self.full.clear();
         Ok(StoredObject {
             key: self.key,
             digests: Digests {
@@ -242,6 +273,9 @@ impl From<object_store::Error> for Error {
     fn from(err: object_store::Error) -> Self {
         match err {
             object_store::Error::NotFound { path, .. } => Error::NotFound(format!("object {path} not found")),
+            other if crate::error::is_out_of_space(&other) => {
+                Error::StorageFull(format!("the object store has no space left: {other}"))
+            }
             other => Error::Internal(anyhow::Error::new(other).context("object store operation failed")),
         }
     }

@@ -21,4 +21,5 @@ mod people;
 mod process;
 mod races;
 mod sessions;
+mod storage_full;
 mod timers;
