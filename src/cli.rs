@@ -65,6 +65,9 @@ pub enum Command {
     Worker,
     /// Exit 0 if the server on the configured address answers /healthz (for container health checks).
     Healthcheck,
+    /// Make the configured object store this database's (after a lost store was replaced, or a
+    /// store restored without its database); `serve` refuses a store that is not.
+    AdoptStore,
 }
 
 #[derive(Debug, Subcommand)]

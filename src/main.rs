@@ -47,6 +47,12 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             admin(db, cmd).await
         }
         Command::Worker => startup::run_workers(settings).await,
+        Command::AdoptStore => {
+            let (db, storage) = startup::open(&settings).await?;
+            let id = service::store_identity::adopt(&db, &storage).await?;
+            println!("the object store {} is now this database's (store id {id})", storage.describe());
+            Ok(())
+        }
         Command::Healthcheck => healthcheck(&settings.listen).await,
     }
 }

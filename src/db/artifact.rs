@@ -38,3 +38,8 @@ pub fn insert_or_keep(conn: &mut AnyConnection, row: &ArtifactRow) -> QueryResul
 pub fn delete(conn: &mut AnyConnection, cache_key: &str) -> QueryResult<usize> {
     diesel::delete(artifacts::table.find(cache_key)).execute(conn)
 }
+
+/// How many outputs are recorded.
+pub fn count(conn: &mut AnyConnection) -> QueryResult<i64> {
+    artifacts::table.count().get_result(conn)
+}

@@ -167,3 +167,8 @@ pub fn set_channels(conn: &mut AnyConnection, id: &str, channel_ids: &[String]) 
 pub fn touch(conn: &mut AnyConnection, id: &str, now: NaiveDateTime) -> QueryResult<()> {
     diesel::update(firmware::table.find(id)).set(firmware::updated_at.eq(now)).execute(conn).map(drop)
 }
+
+/// How many firmware have an image in the object store.
+pub fn count_with_image(conn: &mut AnyConnection) -> QueryResult<i64> {
+    firmware::table.filter(firmware::object_key.is_not_null()).count().get_result(conn)
+}

@@ -16,6 +16,7 @@ pub mod people;
 pub mod pipeline;
 pub mod readiness;
 pub mod session;
+pub mod store_identity;
 pub mod twin;
 
 pub use hub::Hub;

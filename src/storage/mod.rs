@@ -10,7 +10,7 @@ use bytes::Bytes;
 use futures_util::stream::{BoxStream, StreamExt, TryStreamExt};
 use md5::Md5;
 use object_store::path::Path as ObjectPath;
-use object_store::{GetOptions, GetRange, GetResultPayload, ObjectStore, ObjectStoreExt, WriteMultipart};
+use object_store::{GetOptions, GetRange, GetResultPayload, ObjectStore, ObjectStoreExt, PutMode, WriteMultipart};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
@@ -29,6 +29,12 @@ pub mod keys {
 
     /// Written by `readyz` after a write found no space, to see whether one fits again.
     pub const SPACE_PROBE: &str = ".devicehub-space-probe";
+
+    /// The store's identity: an id the database records too (`service::store_identity`).
+    pub const STORE_ID: &str = ".devicehub-store-id";
+
+    /// Where objects the database refers to live (everything else is the store's own).
+    pub const OBJECT_PREFIXES: [&str; 2] = ["images/", "artifacts/"];
 }
 
 /// What `readyz` writes to see whether the store takes writes again: a page or so.
@@ -189,6 +195,38 @@ impl Storage {
         self.store.put(&ObjectPath::from(key), bytes.into()).await.map_err(|e| self.failed(e))?;
         self.full.clear();
         Ok(())
+    }
+
+    /// A small object's bytes, or `None` when it does not exist.
+    pub async fn get_bytes(&self, key: &str) -> Result<Option<Bytes>> {
+        let result = match self.store.get(&ObjectPath::from(key)).await {
+            Ok(result) => result,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(Some(result.bytes().await?))
+    }
+
+    /// Writes `bytes` to `key` unless the key exists; `false`: it did, nothing was written.
+    pub async fn put_new(&self, key: &str, bytes: Vec<u8>) -> Result<bool> {
+        match self.store.put_opts(&ObjectPath::from(key), bytes.into(), PutMode::Create.into()).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(self.failed(e)),
+        }
+    }
+
+    /// Whether the store holds any object the database could refer to
+    /// ([`keys::OBJECT_PREFIXES`]), as opposed to only its own markers.
+    pub async fn holds_objects(&self) -> Result<bool> {
+        for prefix in keys::OBJECT_PREFIXES {
+            let prefix = ObjectPath::from(prefix);
+            if let Some(first) = self.store.list(Some(&prefix)).next().await {
+                first?;
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// `None` while the store takes writes. After a write found no space, says what that

@@ -22,4 +22,5 @@ mod process;
 mod races;
 mod sessions;
 mod storage_full;
+mod store_identity;
 mod timers;
