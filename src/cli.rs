@@ -27,6 +27,8 @@ Configuration (built-in defaults < config file < environment):
   DEVICEHUB_LINK_TTL_SECS   lifetime of a download link                    [default: 3600]
   DEVICEHUB_DDI_DEFAULT_PRODUCT  product (handle) hawkBit's tenant DEFAULT stands for [default: none]
   DEVICEHUB_DDI_BODY_TIMEOUT_SECS  time a hawkBit device's request body may take  [default: 30]
+  DEVICEHUB_ORPHAN_GRACE_SECS  staging files and unreferenced objects are removed once this old [default: 86400]
+  DEVICEHUB_ORPHAN_SWEEP_INTERVAL_SECS  how often orphans are swept (and at start-up) [default: 3600]
   DEVICEHUB_TIMEOUT_<STATE> session lifetime per state, seconds (READY, UP_TO_DATE, QUEUED,
                             PROCESSING, CREATED, SUCCESS, FAIL, UNCONFIRMED) [ready: 900]
   RUST_LOG                  log filter                      [default: info]

@@ -21,6 +21,8 @@
 //! | `ddi_default_product` | `DEVICEHUB_DDI_DEFAULT_PRODUCT` | none: the product (handle) hawkBit's tenant `DEFAULT` means |
 //! | `ddi_body_timeout_secs` | `DEVICEHUB_DDI_BODY_TIMEOUT_SECS` | `30`: how long a hawkBit device's request body may take to arrive (408 after) |
 //! | `timeout_<state>` | `DEVICEHUB_TIMEOUT_<STATE>` | per session state, seconds; see `domain::procedure::Timeouts` |
+//! | `orphan_grace_secs` | `DEVICEHUB_ORPHAN_GRACE_SECS` | `86400`: staging files and objects no row refers to are removed once this old |
+//! | `orphan_sweep_interval_secs` | `DEVICEHUB_ORPHAN_SWEEP_INTERVAL_SECS` | `3600`: how often orphans are swept (and once at start-up) |
 //!
 //! The config file is `--config FILE` / `DEVICEHUB_CONFIG`, else `./devicehub.toml` when it
 //! exists. `RUST_LOG` sets the log filter (default `info`).
@@ -87,6 +89,10 @@ pub struct Settings {
     pub ddi_default_product: Option<String>,
     /// How long an authenticated DDI request's body may take to arrive, in seconds (408 after).
     pub ddi_body_timeout_secs: u64,
+    /// Staging files and objects no database row refers to are removed once older than this.
+    pub orphan_grace_secs: u64,
+    /// How often orphans are swept (and once at start-up).
+    pub orphan_sweep_interval_secs: u64,
 }
 
 impl fmt::Debug for Settings {
@@ -111,6 +117,8 @@ impl fmt::Debug for Settings {
             .field("timeouts", &self.timeouts)
             .field("ddi_default_product", &self.ddi_default_product)
             .field("ddi_body_timeout_secs", &self.ddi_body_timeout_secs)
+            .field("orphan_grace_secs", &self.orphan_grace_secs)
+            .field("orphan_sweep_interval_secs", &self.orphan_sweep_interval_secs)
             .finish()
     }
 }
@@ -155,12 +163,18 @@ struct RawSettings {
     timeout_unconfirmed: Option<u64>,
     ddi_default_product: Option<String>,
     ddi_body_timeout_secs: Option<u64>,
+    orphan_grace_secs: Option<u64>,
+    orphan_sweep_interval_secs: Option<u64>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_MAX_IMAGE_SIZE: u64 = 2 * 1024 * 1024 * 1024;
 /// DDI bodies are small JSON documents (at most 1 MiB); half a minute is plenty on a slow link.
 pub const DEFAULT_DDI_BODY_TIMEOUT_SECS: u64 = 30;
+/// A day: far longer than an upload or a pipeline attempt takes between writing an object
+/// and recording it (the default `processing` limit is 30 minutes), and orphans are rare
+/// (a crash), so waiting costs little.
+pub const DEFAULT_ORPHAN_GRACE_SECS: u64 = 86_400;
 
 impl Settings {
     /// Loads the layers from the real environment and the given (or default) config file.
@@ -250,6 +264,8 @@ impl Settings {
             .or(Timeouts::server_defaults()),
             ddi_default_product: raw.ddi_default_product.filter(|s| !s.is_empty()),
             ddi_body_timeout_secs: raw.ddi_body_timeout_secs.unwrap_or(DEFAULT_DDI_BODY_TIMEOUT_SECS),
+            orphan_grace_secs: raw.orphan_grace_secs.unwrap_or(DEFAULT_ORPHAN_GRACE_SECS),
+            orphan_sweep_interval_secs: raw.orphan_sweep_interval_secs.unwrap_or(3600),
         };
         settings.validate()?;
         Ok(settings)
@@ -277,9 +293,12 @@ impl Settings {
             || self.poll_interval_ms == 0
             || self.link_ttl_secs == 0
             || self.ddi_body_timeout_secs == 0
+            || self.orphan_grace_secs == 0
+            || self.orphan_sweep_interval_secs == 0
         {
             bail!(
-                "job_lease_secs, job_max_attempts, poll_interval_ms, link_ttl_secs and ddi_body_timeout_secs must be at least 1"
+                "job_lease_secs, job_max_attempts, poll_interval_ms, link_ttl_secs, ddi_body_timeout_secs, \
+                 orphan_grace_secs and orphan_sweep_interval_secs must be at least 1"
             );
         }
         self.timeouts.check().map_err(|e| anyhow::anyhow!("session timeouts: {e}"))?;

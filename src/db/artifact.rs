@@ -43,3 +43,8 @@ pub fn delete(conn: &mut AnyConnection, cache_key: &str) -> QueryResult<usize> {
 pub fn count(conn: &mut AnyConnection) -> QueryResult<i64> {
     artifacts::table.count().get_result(conn)
 }
+
+/// The object keys of every recorded output.
+pub fn object_keys(conn: &mut AnyConnection) -> QueryResult<Vec<String>> {
+    artifacts::table.select(artifacts::object_key).load(conn)
+}

@@ -172,3 +172,8 @@ pub fn touch(conn: &mut AnyConnection, id: &str, now: NaiveDateTime) -> QueryRes
 pub fn count_with_image(conn: &mut AnyConnection) -> QueryResult<i64> {
     firmware::table.filter(firmware::object_key.is_not_null()).count().get_result(conn)
 }
+
+/// The object keys of every firmware image.
+pub fn object_keys(conn: &mut AnyConnection) -> QueryResult<Vec<String>> {
+    firmware::table.filter(firmware::object_key.is_not_null()).select(firmware::object_key.assume_not_null()).load(conn)
+}

@@ -224,3 +224,12 @@ pub fn set_consented(conn: &mut AnyConnection, id: &str, at: NaiveDateTime) -> Q
         .execute(conn)?;
     Ok(n == 1)
 }
+
+/// Every object key a session (live or expired) holds as its deliverable.
+pub fn artifact_keys(conn: &mut AnyConnection) -> QueryResult<Vec<String>> {
+    sessions::table
+        .filter(sessions::artifact_key.is_not_null())
+        .select(sessions::artifact_key.assume_not_null())
+        .distinct()
+        .load(conn)
+}

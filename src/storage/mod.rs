@@ -3,7 +3,9 @@
 //! counts bytes as they pass and the object becomes visible only when it is finished.
 
 use std::ops::Range;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use bytes::Bytes;
@@ -49,6 +51,8 @@ pub struct Storage {
     description: String,
     /// Set when a write found no space left; cleared by the next write that succeeds.
     full: Arc<SpaceLatch>,
+    /// The directory of a local store (where unfinished uploads leave staging files).
+    local_root: Option<PathBuf>,
 }
 
 /// Streams `range` of a local file in 1 MiB blocks, each a read-only memory map of the
@@ -93,6 +97,43 @@ fn map_block(file: &std::fs::File, offset: u64, len: u64) -> std::io::Result<Byt
     Ok(Bytes::from_owner(map).slice(skip..))
 }
 
+/// Whether a file name is object_store's staging name for an unfinished upload: the key's
+/// name, `#`, and digits.
+fn is_staging(name: &str) -> bool {
+    name.rsplit_once('#').is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn sweep_staging_files(root: &Path, grace: Duration) -> Result<Vec<String>> {
+    let cutoff = SystemTime::now().checked_sub(grace).unwrap_or(SystemTime::UNIX_EPOCH);
+    let mut removed = Vec::new();
+    let mut folders = vec![root.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        let Ok(entries) = std::fs::read_dir(&folder) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() {
+                folders.push(path);
+                continue;
+            }
+            let stale = meta.modified().is_ok_and(|m| m < cutoff);
+            if !stale || !is_staging(&entry.file_name().to_string_lossy()) {
+                continue;
+            }
+            match std::fs::remove_file(&path) {
+                Ok(()) => {
+                    removed.push(path.strip_prefix(root).unwrap_or(&path).display().to_string());
+                    // the folder too, if that was its last file (as object_store's own cleanup does)
+                    let _ = std::fs::remove_dir(&folder);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::internal(format!("removing {}: {e}", path.display()))),
+            }
+        }
+    }
+    Ok(removed)
+}
+
 /// A stored object as a download: where it is and what devices are told about it.
 #[derive(Debug, Clone)]
 pub struct Blob {
@@ -102,6 +143,15 @@ pub struct Blob {
     /// as hawkBit does).
     pub etag: String,
     pub filename: String,
+}
+
+/// An object as a listing shows it.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    pub key: String,
+    pub size: u64,
+    /// When it was last written (UTC).
+    pub modified: chrono::NaiveDateTime,
 }
 
 /// What a finished write knows about the bytes it stored.
@@ -115,7 +165,7 @@ impl Storage {
     /// `memory://`, `file:///abs/dir`, or a plain directory path.
     pub fn from_url(url: &str) -> anyhow::Result<Storage> {
         if url == "memory://" {
-            return Ok(Storage::new(Arc::new(object_store::memory::InMemory::new()), url.to_owned()));
+            return Ok(Storage::new(Arc::new(object_store::memory::InMemory::new()), url.to_owned(), None));
         }
         if url.contains("://") && !url.starts_with("file://") {
             anyhow::bail!("unsupported object store {url:?} (expected a directory, file:///dir or memory://)");
@@ -125,11 +175,11 @@ impl Storage {
         let store = object_store::local::LocalFileSystem::new_with_prefix(dir)
             .with_context(|| format!("opening object store directory {dir}"))?
             .with_automatic_cleanup(true);
-        Ok(Storage::new(Arc::new(store), format!("file://{dir}")))
+        Ok(Storage::new(Arc::new(store), format!("file://{dir}"), Some(PathBuf::from(dir))))
     }
 
-    fn new(store: Arc<dyn ObjectStore>, description: String) -> Storage {
-        Storage { store, description, full: Arc::default() }
+    fn new(store: Arc<dyn ObjectStore>, description: String, local_root: Option<PathBuf>) -> Storage {
+        Storage { store, description, full: Arc::default(), local_root }
     }
 
     /// Our error for a failed store operation; one that found no space is remembered.
@@ -229,6 +279,29 @@ impl Storage {
         Ok(false)
     }
 
+    /// Every object whose key starts with `prefix` (a folder, ending in `/`). Unfinished
+    /// uploads are not objects and are not listed.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<Listed>> {
+        let prefix = ObjectPath::from(prefix);
+        let metas: Vec<object_store::ObjectMeta> = self.store.list(Some(&prefix)).try_collect().await?;
+        Ok(metas
+            .into_iter()
+            .map(|m| Listed { key: m.location.to_string(), size: m.size, modified: m.last_modified.naive_utc() })
+            .collect())
+    }
+
+    /// Removes the staging files (`<key>#<n>`) of uploads that never finished, such as a
+    /// killed process leaves, once they are older than `grace` (a file being written is
+    /// touched by every part). Only a local store has them: other stores keep unfinished
+    /// multipart uploads out of sight (on S3 a lifecycle rule aborts them), and for them this
+    /// does nothing. Returns the files removed, relative to the store.
+    pub async fn sweep_staging(&self, grace: Duration) -> Result<Vec<String>> {
+        let Some(root) = self.local_root.clone() else { return Ok(Vec::new()) };
+        tokio::task::spawn_blocking(move || sweep_staging_files(&root, grace))
+            .await
+            .map_err(|e| Error::internal(format!("sweeping staging files: {e}")))?
+    }
+
     /// `None` while the store takes writes. After a write found no space, says what that
     /// write answered until a small write (a probe) fits again.
     pub async fn out_of_space(&self) -> Option<String> {
@@ -316,5 +389,17 @@ impl From<object_store::Error> for Error {
             }
             other => Error::Internal(anyhow::Error::new(other).context("object store operation failed")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn staging_names_are_a_key_a_hash_and_digits() {
+        assert!(super::is_staging("0193a7c2#1"));
+        assert!(super::is_staging("upload#12"));
+        assert!(!super::is_staging("upload"));
+        assert!(!super::is_staging("upload#"));
+        assert!(!super::is_staging("upload#1a"));
     }
 }

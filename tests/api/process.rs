@@ -12,7 +12,8 @@ use crate::helpers::{Backend, TestEnv, pseudo_random, sha256_hex};
 crate::on_both_backends!(
     first_start_walkthrough_and_restart,
     configured_admin_token_and_cli,
-    a_killed_worker_process_is_replaced
+    a_killed_worker_process_is_replaced,
+    a_killed_server_leaves_no_orphans_after_a_restart
 );
 
 const BIN: &str = env!("CARGO_BIN_EXE_devicehub");
@@ -340,5 +341,132 @@ async fn a_killed_worker_process_is_replaced(backend: Backend) {
     let mut unzipped = Vec::new();
     std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut unzipped).unwrap();
     assert!(unzipped == image, "the deliverable is not the gzip of the image");
+    server.kill();
+}
+
+/// Files under the object store that are not whole objects: `…#N` staging files of uploads
+/// that never finished.
+fn staging_files(env: &TestEnv) -> Vec<std::path::PathBuf> {
+    crate::helpers::files_under(&env.objects_dir())
+        .into_iter()
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().contains('#')))
+        .collect()
+}
+
+/// Waits until `done` holds (panics after `secs` with `what`).
+async fn eventually(secs: u64, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// SIGKILL in the middle of an upload and of a pipeline run leaves staging files behind
+/// (issue 9, defect 9), and a crash between writing an object and recording it leaves an
+/// object no row refers to. The next start sweeps what is older than the grace period, and
+/// keeps younger files and everything the database refers to.
+async fn a_killed_server_leaves_no_orphans_after_a_restart(backend: Backend) {
+    let env = TestEnv::new(backend);
+    let token = "dh_orphan_test_admin_token_00000000000";
+    let start = |grace: &str| {
+        let mut cmd = command(&env);
+        cmd.env("DEVICEHUB_ADMIN_TOKEN", token)
+            .env("DEVICEHUB_WORKERS", "1")
+            .env("DEVICEHUB_POLL_INTERVAL_MS", "100")
+            .env("DEVICEHUB_ORPHAN_GRACE_SECS", grace)
+            .env("DEVICEHUB_ORPHAN_SWEEP_INTERVAL_SECS", "1");
+        Server::start(cmd)
+    };
+    let server = start("3");
+    let client = reqwest::Client::new();
+    let post = |path: &'static str, body: Value| {
+        let (client, server) = (&client, &server);
+        async move { call(client, server, token, Method::POST, path, Some(body)).await }
+    };
+    post("/api/v1/products", json!({"tid": "P1", "name": "one"})).await;
+    post("/api/v1/models", json!({"tid": "CAFEBABE", "name": "m", "product": "P1"})).await;
+    post("/api/v1/channels", json!({"tid": "BAADFOOD", "name": "stable", "product": "P1"})).await;
+    post("/api/v1/delivery-methods", json!({"tid": "DEADBEEF", "name": "http"})).await;
+    post(
+        "/api/v1/delivery-procedures",
+        json!({"tid": "dp-handle", "name": "p", "delivery_method": "DEADBEEF", "confirm": true, "steps": [{"type": "gzip", "level": 9}]}),
+    )
+    .await;
+    let (_, fw) =
+        post("/api/v1/firmware", json!({"model": "CAFEBABE", "version": "1.0.0", "channels": ["BAADFOOD"]})).await;
+    let fw = fw["id"].as_str().unwrap().to_owned();
+    let image = pseudo_random(48 * 1024 * 1024, 5);
+    let r = client
+        .put(format!("{}/api/v1/firmware/{fw}/image", server.base))
+        .header("Authorization", format!("Token {token}"))
+        .body(image.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    call(&client, &server, token, Method::POST, &format!("/api/v1/firmware/{fw}/release"), None).await;
+
+    // an upload that stops in the middle: 12 of 64 MiB sent, so a part is in its staging file
+    let (_, draft) =
+        post("/api/v1/firmware", json!({"model": "CAFEBABE", "version": "2.0.0", "channels": ["BAADFOOD"]})).await;
+    let draft = draft["id"].as_str().unwrap().to_owned();
+    let mut upload = tokio::net::TcpStream::connect(server.base.trim_start_matches("http://")).await.unwrap();
+    let head = format!(
+        "PUT /api/v1/firmware/{draft}/image HTTP/1.1\r\nHost: x\r\nAuthorization: Token {token}\r\nContent-Length: {}\r\n\r\n",
+        64 * 1024 * 1024
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut upload, head.as_bytes()).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut upload, &pseudo_random(12 * 1024 * 1024, 6)).await.unwrap();
+    let images = env.objects_dir().join("images");
+    eventually(30, "the upload never wrote a staging file", || {
+        staging_files(&env).iter().any(|p| p.starts_with(&images))
+    })
+    .await;
+
+    // a pipeline run that stops in the middle
+    let (status, session) = post("/api/v1/firmware-update/request", crate::helpers::seed_request("0.1.0")).await;
+    assert_eq!(status, 201, "{session}");
+    let id = session["id"].as_str().unwrap().to_owned();
+    call(&client, &server, token, Method::POST, &format!("/api/v1/firmware-update/{id}/start"), None).await;
+    let artifacts = env.objects_dir().join("artifacts");
+    eventually(60, "the pipeline never wrote a staging file", || {
+        staging_files(&env).iter().any(|p| p.starts_with(&artifacts))
+    })
+    .await;
+    server.kill();
+    drop(upload);
+    let left = staging_files(&env);
+    assert!(left.len() >= 2, "{left:?}");
+
+    // a crash between writing an object and recording it: whole objects no row refers to
+    let unrecorded = [images.join("0000-unrecorded/upload"), artifacts.join("0000-unrecorded/run")];
+    for path in &unrecorded {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, b"nobody refers to me").unwrap();
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+    // written just before the restart: younger than the grace period, so kept for now
+    let young = images.join("0000-young/upload");
+    std::fs::create_dir_all(young.parent().unwrap()).unwrap();
+    std::fs::write(&young, b"maybe an upload in flight").unwrap();
+
+    let server = start("3");
+    eventually(15, "staging files survived the restart", || staging_files(&env).is_empty()).await;
+    eventually(15, "unrecorded objects survived the restart", || unrecorded.iter().all(|p| !p.exists())).await;
+    assert!(young.exists(), "a file younger than the grace period was swept");
+    eventually(15, "the young orphan was never swept once it was old enough", || !young.exists()).await;
+
+    // what the database refers to is all there: the image, and the session's deliverable
+    let r = client
+        .get(format!("{}/api/v1/firmware/{fw}/image", server.base))
+        .header("Authorization", format!("Token {token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.bytes().await.unwrap() == image, "the released image changed");
+    let (_, state) = call(&client, &server, token, Method::GET, &format!("/api/v1/firmware-update/{id}"), None).await;
+    assert!(["processing", "created"].contains(&state["state"].as_str().unwrap()), "{state}");
     server.kill();
 }
