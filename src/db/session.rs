@@ -225,10 +225,12 @@ pub fn set_consented(conn: &mut AnyConnection, id: &str, at: NaiveDateTime) -> Q
     Ok(n == 1)
 }
 
-/// Every object key a session (live or expired) holds as its deliverable.
+/// Every object key a live session holds as its deliverable (an expired session answers 404
+/// and never serves it again).
 pub fn artifact_keys(conn: &mut AnyConnection) -> QueryResult<Vec<String>> {
     sessions::table
         .filter(sessions::artifact_key.is_not_null())
+        .filter(sessions::expired_at.is_null())
         .select(sessions::artifact_key.assume_not_null())
         .distinct()
         .load(conn)

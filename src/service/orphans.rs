@@ -23,7 +23,7 @@ pub struct Swept {
 }
 
 /// Every object key a row refers to: firmware images, recorded pipeline outputs, and the
-/// deliverables sessions hold.
+/// deliverables live sessions hold.
 fn referenced(conn: &mut AnyConnection) -> Result<HashSet<String>> {
     let mut keys: HashSet<String> = db::firmware::object_keys(conn)?.into_iter().collect();
     keys.extend(db::artifact::object_keys(conn)?);
