@@ -71,6 +71,10 @@ pub enum Error {
     /// 503: a dependency (database, object store) is not reachable.
     #[error("{0}")]
     Unavailable(String),
+    /// 503 `object_quarantined`: the stored object's bytes no longer match the size and
+    /// SHA-256 recorded when it was written (the integrity scrub found it); it is not served.
+    #[error("{0}")]
+    Quarantined(String),
     /// 507 `storage_full`: the object store or the database has no space left (ENOSPC,
     /// SQLite's `SQLITE_FULL`, PostgreSQL's `53100 disk_full`). Nothing of the write was
     /// kept; it may be repeated once space is freed.
@@ -141,7 +145,7 @@ impl Error {
             Error::RangeNotSatisfiable { .. } | Error::MultipleRanges { .. } => 416,
             Error::Unprocessable { .. } => 422,
             Error::TooManyRequests(_) => 429,
-            Error::Unavailable(_) => 503,
+            Error::Unavailable(_) | Error::Quarantined(_) => 503,
             Error::StorageFull(_) => 507,
             Error::Internal(_) => 500,
         }
@@ -168,6 +172,7 @@ impl Error {
             Error::Unprocessable { code, .. } => code,
             Error::TooManyRequests(_) => "too_many_requests",
             Error::Unavailable(_) => "unavailable",
+            Error::Quarantined(_) => "object_quarantined",
             Error::StorageFull(_) => "storage_full",
             Error::Internal(_) => "internal",
         }

@@ -23,6 +23,8 @@
 //! | `timeout_<state>` | `DEVICEHUB_TIMEOUT_<STATE>` | per session state, seconds; see `domain::procedure::Timeouts` |
 //! | `orphan_grace_secs` | `DEVICEHUB_ORPHAN_GRACE_SECS` | `86400`: staging files and objects no row refers to are removed once this old |
 //! | `orphan_sweep_interval_secs` | `DEVICEHUB_ORPHAN_SWEEP_INTERVAL_SECS` | `3600`: how often orphans are swept (and once at start-up) |
+//! | `scrub_interval_secs` | `DEVICEHUB_SCRUB_INTERVAL_SECS` | `86400`: every stored object is re-hashed this often in the background (0: never; `devicehub scrub` still works) |
+//! | `scrub_bytes_per_sec` | `DEVICEHUB_SCRUB_BYTES_PER_SEC` | `16777216` (16 MiB/s per instance): how fast the scrub reads (0: unlimited) |
 //!
 //! The config file is `--config FILE` / `DEVICEHUB_CONFIG`, else `./devicehub.toml` when it
 //! exists. `RUST_LOG` sets the log filter (default `info`).
@@ -93,6 +95,10 @@ pub struct Settings {
     pub orphan_grace_secs: u64,
     /// How often orphans are swept (and once at start-up).
     pub orphan_sweep_interval_secs: u64,
+    /// How often each stored object is re-hashed in the background; 0: never.
+    pub scrub_interval_secs: u64,
+    /// How fast the scrub reads, per instance; 0: unlimited.
+    pub scrub_bytes_per_sec: u64,
 }
 
 impl fmt::Debug for Settings {
@@ -119,6 +125,8 @@ impl fmt::Debug for Settings {
             .field("ddi_body_timeout_secs", &self.ddi_body_timeout_secs)
             .field("orphan_grace_secs", &self.orphan_grace_secs)
             .field("orphan_sweep_interval_secs", &self.orphan_sweep_interval_secs)
+            .field("scrub_interval_secs", &self.scrub_interval_secs)
+            .field("scrub_bytes_per_sec", &self.scrub_bytes_per_sec)
             .finish()
     }
 }
@@ -165,6 +173,8 @@ struct RawSettings {
     ddi_body_timeout_secs: Option<u64>,
     orphan_grace_secs: Option<u64>,
     orphan_sweep_interval_secs: Option<u64>,
+    scrub_interval_secs: Option<u64>,
+    scrub_bytes_per_sec: Option<u64>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -175,6 +185,8 @@ pub const DEFAULT_DDI_BODY_TIMEOUT_SECS: u64 = 30;
 /// and recording it (the default `processing` limit is 30 minutes), and orphans are rare
 /// (a crash), so waiting costs little.
 pub const DEFAULT_ORPHAN_GRACE_SECS: u64 = 86_400;
+/// 16 MiB/s: a 2 GiB image in about two minutes, a few percent of a disk's or a core's time.
+pub const DEFAULT_SCRUB_BYTES_PER_SEC: u64 = 16 * 1024 * 1024;
 
 impl Settings {
     /// Loads the layers from the real environment and the given (or default) config file.
@@ -266,6 +278,8 @@ impl Settings {
             ddi_body_timeout_secs: raw.ddi_body_timeout_secs.unwrap_or(DEFAULT_DDI_BODY_TIMEOUT_SECS),
             orphan_grace_secs: raw.orphan_grace_secs.unwrap_or(DEFAULT_ORPHAN_GRACE_SECS),
             orphan_sweep_interval_secs: raw.orphan_sweep_interval_secs.unwrap_or(3600),
+            scrub_interval_secs: raw.scrub_interval_secs.unwrap_or(86_400),
+            scrub_bytes_per_sec: raw.scrub_bytes_per_sec.unwrap_or(DEFAULT_SCRUB_BYTES_PER_SEC),
         };
         settings.validate()?;
         Ok(settings)

@@ -133,6 +133,18 @@ pub async fn run_workers(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `devicehub scrub`: re-hashes every stored object now (`service::scrub`).
+pub async fn scrub(settings: Settings) -> anyhow::Result<crate::service::scrub::Report> {
+    let (db, storage) = open(&settings).await?;
+    store_identity::check(&db, &storage, &settings).await?;
+    let public_url = match &settings.public_url {
+        Some(url) => url.clone(),
+        None => parse_public_url(&format!("http://{}/", settings.listen))?,
+    };
+    let hub = shared_hub(db, storage, settings, public_url).await?;
+    Ok(crate::service::scrub::everything(&hub).await?)
+}
+
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]

@@ -48,3 +48,8 @@ pub fn count(conn: &mut AnyConnection) -> QueryResult<i64> {
 pub fn object_keys(conn: &mut AnyConnection) -> QueryResult<Vec<String>> {
     artifacts::table.select(artifacts::object_key).load(conn)
 }
+
+/// Forgets every output stored in `object_key` (the next identical run makes it anew).
+pub fn delete_by_object_key(conn: &mut AnyConnection, object_key: &str) -> QueryResult<usize> {
+    diesel::delete(artifacts::table.filter(artifacts::object_key.eq(object_key))).execute(conn)
+}

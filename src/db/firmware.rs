@@ -177,3 +177,8 @@ pub fn count_with_image(conn: &mut AnyConnection) -> QueryResult<i64> {
 pub fn object_keys(conn: &mut AnyConnection) -> QueryResult<Vec<String>> {
     firmware::table.filter(firmware::object_key.is_not_null()).select(firmware::object_key.assume_not_null()).load(conn)
 }
+
+/// The firmware whose image is stored in `object_key`.
+pub fn with_object_key(conn: &mut AnyConnection, object_key: &str) -> QueryResult<Vec<Firmware>> {
+    firmware::table.filter(firmware::object_key.eq(object_key)).select(Firmware::as_select()).load(conn)
+}

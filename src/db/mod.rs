@@ -16,6 +16,7 @@ pub mod firmware;
 pub mod grant;
 pub mod job;
 pub mod model;
+pub mod object_check;
 pub mod product;
 pub mod schema;
 pub mod secret;

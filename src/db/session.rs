@@ -235,3 +235,23 @@ pub fn artifact_keys(conn: &mut AnyConnection) -> QueryResult<Vec<String>> {
         .distinct()
         .load(conn)
 }
+
+/// Live sessions in one of `states` whose deliverable is stored in `object_key`.
+pub fn live_with_artifact(conn: &mut AnyConnection, object_key: &str, states: &[&str]) -> QueryResult<Vec<Session>> {
+    sessions::table
+        .filter(sessions::artifact_key.eq(object_key))
+        .filter(sessions::expired_at.is_null())
+        .filter(sessions::state.eq_any(states.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>()))
+        .select(Session::as_select())
+        .load(conn)
+}
+
+/// Live sessions in one of `states` that update to the firmware `firmware_id`.
+pub fn live_targeting(conn: &mut AnyConnection, firmware_id: &str, states: &[&str]) -> QueryResult<Vec<Session>> {
+    sessions::table
+        .filter(sessions::target_firmware_id.eq(firmware_id))
+        .filter(sessions::expired_at.is_null())
+        .filter(sessions::state.eq_any(states.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>()))
+        .select(Session::as_select())
+        .load(conn)
+}

@@ -16,6 +16,7 @@ pub mod outbox;
 pub mod people;
 pub mod pipeline;
 pub mod readiness;
+pub mod scrub;
 pub mod session;
 pub mod store_identity;
 pub mod twin;

@@ -1,10 +1,14 @@
-//! What `/readyz` reports: whether the database and the object store answer, and whether
-//! they take writes (after a write found no space left, a small probe write decides).
+//! What `/readyz` reports: whether the database and the object store answer, whether they
+//! take writes (after a write found no space left, a small probe write decides), and the
+//! integrity scrub's findings. Quarantined objects do not make an instance unready: every
+//! instance shares them, so failing readiness would take the whole service away, healthy
+//! objects included, while the affected downloads already answer a clear error.
 
 use serde::Serialize;
 
 use crate::error::Result;
 use crate::service::Hub;
+use crate::service::scrub::{self, Integrity};
 
 #[derive(Debug, Serialize)]
 pub struct Readiness {
@@ -13,6 +17,9 @@ pub struct Readiness {
     /// `ok`, or what is wrong.
     pub database: String,
     pub object_store: String,
+    /// Quarantined objects and the last check (absent when the database does not answer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub integrity: Option<Integrity>,
 }
 
 impl Readiness {
@@ -36,5 +43,12 @@ pub async fn check(hub: &Hub) -> Readiness {
     } else {
         "ready"
     };
-    Readiness { status, database: describe(&db, &db_full), object_store: describe(&store, &store_full) }
+    let integrity = match scrub::integrity(hub).await {
+        Ok(integrity) => Some(integrity),
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the integrity summary failed");
+            None
+        }
+    };
+    Readiness { status, database: describe(&db, &db_full), object_store: describe(&store, &store_full), integrity }
 }

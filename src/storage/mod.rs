@@ -235,6 +235,35 @@ impl Storage {
         })
     }
 
+    /// Reads a whole object and answers its size and SHA-256 (hex), reading at most
+    /// `bytes_per_sec` (0: as fast as the store answers), so a background check leaves the
+    /// disk to the downloads. `None`: the object does not exist.
+    pub async fn digest(&self, key: &str, bytes_per_sec: u64) -> Result<Option<(u64, String)>> {
+        let Some(size) = self.size(key).await? else { return Ok(None) };
+        let mut sha256 = Sha256::new();
+        if size > 0 {
+            let mut stream = match self.read(key, 0..size).await {
+                Ok(stream) => stream,
+                Err(Error::NotFound(_)) => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            let started = std::time::Instant::now();
+            let mut read = 0u64;
+            while let Some(chunk) = stream.next().await {
+                let bytes = chunk.map_err(|e| Error::internal(format!("reading {key}: {e}")))?;
+                sha256.update(&bytes);
+                read += bytes.len() as u64;
+                if bytes_per_sec > 0 {
+                    let due = Duration::from_secs_f64(read as f64 / bytes_per_sec as f64);
+                    if let Some(ahead) = due.checked_sub(started.elapsed()) {
+                        tokio::time::sleep(ahead).await;
+                    }
+                }
+            }
+        }
+        Ok(Some((size, hex::encode(sha256.finalize()))))
+    }
+
     /// Reads a whole object as a buffered stream (pipeline steps read their input so).
     pub async fn reader(&self, key: &str) -> Result<impl tokio::io::AsyncBufRead + Unpin + Send + use<>> {
         let stream = self.store.get(&ObjectPath::from(key)).await?.into_stream();
@@ -394,6 +423,21 @@ impl From<object_store::Error> for Error {
 
 #[cfg(test)]
 mod tests {
+    use std::time::{Duration, Instant};
+
+    #[tokio::test]
+    async fn the_digest_reads_no_faster_than_asked() -> crate::error::Result<()> {
+        let storage = super::Storage::from_url("memory://")?;
+        storage.put_bytes("images/a/b", vec![7; 1024 * 1024]).await?;
+        let started = Instant::now();
+        let (size, sha256) = storage.digest("images/a/b", 4 * 1024 * 1024).await?.unwrap_or_default();
+        assert!(started.elapsed() >= Duration::from_millis(240), "1 MiB at 4 MiB/s took {:?}", started.elapsed());
+        assert_eq!(size, 1024 * 1024);
+        assert_eq!(storage.digest("images/a/b", 0).await?, Some((size, sha256)));
+        assert_eq!(storage.digest("images/a/missing", 0).await?, None);
+        Ok(())
+    }
+
     #[test]
     fn staging_names_are_a_key_a_hash_and_digits() {
         assert!(super::is_staging("0193a7c2#1"));

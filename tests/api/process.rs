@@ -13,7 +13,8 @@ crate::on_both_backends!(
     first_start_walkthrough_and_restart,
     configured_admin_token_and_cli,
     a_killed_worker_process_is_replaced,
-    a_killed_server_leaves_no_orphans_after_a_restart
+    a_killed_server_leaves_no_orphans_after_a_restart,
+    the_background_scrub_quarantines_durably_and_lifts_a_restored_object
 );
 
 const BIN: &str = env!("CARGO_BIN_EXE_devicehub");
@@ -26,7 +27,7 @@ struct Server {
     banner: String,
 }
 
-fn command(env: &TestEnv) -> Command {
+pub(crate) fn command(env: &TestEnv) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -468,5 +469,84 @@ async fn a_killed_server_leaves_no_orphans_after_a_restart(backend: Backend) {
     assert!(r.bytes().await.unwrap() == image, "the released image changed");
     let (_, state) = call(&client, &server, token, Method::GET, &format!("/api/v1/firmware-update/{id}"), None).await;
     assert!(["processing", "created"].contains(&state["state"].as_str().unwrap()), "{state}");
+    server.kill();
+}
+
+/// The background scrub (issue 9, defect 2): with a short interval, a changed image is found
+/// and quarantined without anyone asking; the quarantine survives a hard kill and a restart
+/// (and a restart with a long interval, which re-checks nothing); an operator who restores
+/// the bytes gets the object back at the next check.
+async fn the_background_scrub_quarantines_durably_and_lifts_a_restored_object(backend: Backend) {
+    let env = TestEnv::new(backend);
+    let token = "dh_scrub_test_admin_token_000000000000";
+    let start = |interval: &str| {
+        let mut cmd = command(&env);
+        cmd.env("DEVICEHUB_ADMIN_TOKEN", token)
+            .env("DEVICEHUB_POLL_INTERVAL_MS", "100")
+            .env("DEVICEHUB_SCRUB_INTERVAL_SECS", interval);
+        Server::start(cmd)
+    };
+    let server = start("1");
+    let client = reqwest::Client::new();
+    let post = |path: &'static str, body: Value| {
+        let (client, server) = (&client, &server);
+        async move { call(client, server, token, Method::POST, path, Some(body)).await }
+    };
+    post("/api/v1/products", json!({"tid": "P1", "name": "one"})).await;
+    post("/api/v1/models", json!({"tid": "CAFEBABE", "name": "m", "product": "P1"})).await;
+    let (_, fw) = post("/api/v1/firmware", json!({"model": "CAFEBABE", "version": "1.0.0"})).await;
+    let fw = fw["id"].as_str().unwrap().to_owned();
+    let image = pseudo_random(300_000, 9);
+    let r = client
+        .put(format!("{}/api/v1/firmware/{fw}/image", server.base))
+        .header("Authorization", format!("Token {token}"))
+        .body(image.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let download = |server: &Server| {
+        let (client, url) = (client.clone(), format!("{}/api/v1/firmware/{fw}/image", server.base));
+        async move {
+            let r = client.get(url).header("Authorization", format!("Token {token}")).send().await.unwrap();
+            let status = r.status().as_u16();
+            let body = r.bytes().await.unwrap().to_vec();
+            (status, serde_json::from_slice::<Value>(&body).map(|b| b["error"].clone()).unwrap_or(Value::Null))
+        }
+    };
+    let readyz = |server: &Server| {
+        let url = format!("{}/readyz", server.base);
+        let client = client.clone();
+        async move { client.get(url).send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    assert_eq!(download(&server).await.0, 200);
+
+    let stored = crate::helpers::files_under(&env.objects_dir().join("images")).remove(0);
+    let mut changed = image.clone();
+    changed[1000] ^= 1;
+    std::fs::write(&stored, &changed).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while download(&server).await != (503, json!("object_quarantined")) {
+        assert!(std::time::Instant::now() < deadline, "the background scrub never quarantined the changed image");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(readyz(&server).await["integrity"]["quarantined"], 1);
+
+    // durable: a crash and a start that checks nothing soon keep it quarantined
+    server.kill();
+    let server = start("3600");
+    assert_eq!(download(&server).await, (503, json!("object_quarantined")));
+    assert_eq!(readyz(&server).await["integrity"]["quarantined"], 1);
+    server.kill();
+
+    // the operator restores the bytes: the next check lifts the quarantine
+    std::fs::write(&stored, &image).unwrap();
+    let server = start("1");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while download(&server).await.0 != 200 {
+        assert!(std::time::Instant::now() < deadline, "the restored image stayed quarantined");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(readyz(&server).await["integrity"]["quarantined"], 0);
     server.kill();
 }
