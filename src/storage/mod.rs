@@ -264,10 +264,44 @@ impl Storage {
         Ok(Some((size, hex::encode(sha256.finalize()))))
     }
 
-    /// Reads a whole object as a buffered stream (pipeline steps read their input so).
-    pub async fn reader(&self, key: &str) -> Result<impl tokio::io::AsyncBufRead + Unpin + Send + use<>> {
+    /// Reads a whole object as a buffered stream (pipeline steps read their input so). The
+    /// bytes are hashed as they pass: a stream that ends with other bytes than `expected`
+    /// (an object changed since it was written) ends in an error instead, so a step never
+    /// turns corrupted input into an output with digests of its own.
+    pub async fn reader(
+        &self,
+        key: &str,
+        expected: &Digests,
+    ) -> Result<impl tokio::io::AsyncBufRead + Unpin + Send + use<>> {
         let stream = self.store.get(&ObjectPath::from(key)).await?.into_stream();
-        Ok(tokio_util::io::StreamReader::new(stream.map_err(std::io::Error::other)))
+        let state = (stream, Sha256::new(), 0u64, expected.clone(), key.to_owned());
+        let checked =
+            futures_util::stream::try_unfold(state, |(mut stream, mut sha256, mut size, expected, key)| async move {
+                match stream.next().await {
+                    Some(chunk) => {
+                        let bytes = chunk.map_err(std::io::Error::other)?;
+                        sha256.update(&bytes);
+                        size += bytes.len() as u64;
+                        Ok(Some((bytes, (stream, sha256, size, expected, key))))
+                    }
+                    None => {
+                        let found = hex::encode(sha256.finalize());
+                        if size == expected.size && found == expected.sha256 {
+                            return Ok(None);
+                        }
+                        Err(std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            format!(
+                                "the stored bytes of {key} no longer match what was recorded ({} bytes, SHA-256 {}): \
+                             found {size} bytes, SHA-256 {found}",
+                                expected.size, expected.sha256
+                            ),
+                        ))
+                    }
+                }
+            })
+            .boxed();
+        Ok(tokio_util::io::StreamReader::new(checked))
     }
 
     pub async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> Result<()> {

@@ -12,7 +12,10 @@ use serde_json::{Value, json};
 
 use crate::helpers::{Backend, Resp, TestApp, files_under, pseudo_random, seed_request, sha256_hex};
 
-crate::on_both_backends!(the_scrub_command_quarantines_what_changed_on_disk);
+crate::on_both_backends!(
+    the_scrub_command_quarantines_what_changed_on_disk,
+    a_pipeline_never_prepares_from_a_changed_image
+);
 
 /// Runs `devicehub scrub` over the app's data; (exit code, stdout).
 fn scrub(app: &TestApp) -> (Option<i32>, String) {
@@ -178,4 +181,21 @@ async fn the_scrub_command_quarantines_what_changed_on_disk(backend: Backend) {
         .expect_error(503, "object_quarantined");
     let ready = app.call(Method::GET, "/readyz", None, None).await.expect(200);
     assert_eq!(ready.body["integrity"]["quarantined"], 2, "{}", ready.body);
+}
+
+/// Between two scrubs, a pipeline step reads the image it compresses and checks it on the way:
+/// a changed image fails the session, instead of becoming a deliverable whose digests are
+/// those of the wrong bytes.
+async fn a_pipeline_never_prepares_from_a_changed_image(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    gzip_catalog(&app, pseudo_random(300_000, 32)).await;
+    flip_a_byte(&the_one_file_under(&app.env.objects_dir().join("images")));
+    let mut body = seed_request("0.1.0");
+    body["delivery_procedure_tid"] = json!("dp-gzip");
+    let id = app.request_update(body).await.expect(201).id();
+    app.start_session(&id).await.expect(200);
+    let done = app.wait_for_state(&id, &["fail", "created"]).await;
+    assert_eq!(done.body["state"], "fail", "a deliverable was made from a changed image: {}", done.body);
+    let reason = done.body["payload"]["reason"].as_str().unwrap();
+    assert!(reason.contains("no longer match"), "{reason}");
 }
