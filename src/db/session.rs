@@ -236,22 +236,24 @@ pub fn artifact_keys(conn: &mut AnyConnection) -> QueryResult<Vec<String>> {
         .load(conn)
 }
 
-/// Live sessions in one of `states` whose deliverable is stored in `object_key`.
-pub fn live_with_artifact(conn: &mut AnyConnection, object_key: &str, states: &[&str]) -> QueryResult<Vec<Session>> {
-    sessions::table
-        .filter(sessions::artifact_key.eq(object_key))
-        .filter(sessions::expired_at.is_null())
-        .filter(sessions::state.eq_any(states.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>()))
-        .select(Session::as_select())
-        .load(conn)
+/// What a session may rely on in the object store.
+#[derive(Debug, Clone, Copy)]
+pub enum Relying<'a> {
+    /// Its deliverable is stored in this object.
+    OnDeliverable(&'a str),
+    /// It updates to this firmware (whose image it is prepared from).
+    OnTarget(&'a str),
 }
 
-/// Live sessions in one of `states` that update to the firmware `firmware_id`.
-pub fn live_targeting(conn: &mut AnyConnection, firmware_id: &str, states: &[&str]) -> QueryResult<Vec<Session>> {
-    sessions::table
-        .filter(sessions::target_firmware_id.eq(firmware_id))
+/// Live sessions in one of `states` that rely on an object.
+pub fn live_relying(conn: &mut AnyConnection, relying: Relying<'_>, states: &[&str]) -> QueryResult<Vec<Session>> {
+    let live = sessions::table
         .filter(sessions::expired_at.is_null())
         .filter(sessions::state.eq_any(states.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>()))
-        .select(Session::as_select())
-        .load(conn)
+        .into_boxed();
+    let relying = match relying {
+        Relying::OnDeliverable(key) => live.filter(sessions::artifact_key.eq(key.to_owned())),
+        Relying::OnTarget(firmware_id) => live.filter(sessions::target_firmware_id.eq(firmware_id.to_owned())),
+    };
+    relying.select(Session::as_select()).load(conn)
 }

@@ -27,6 +27,7 @@ use serde::Serialize;
 
 use super::session::engine::{self, Details, Limits};
 use crate::db::object_check::{Found, ObjectCheck};
+use crate::db::session::Relying;
 use crate::db::{self, AnyConnection, write_transaction_retrying};
 use crate::domain::session::Event;
 use crate::error::{Error, Result};
@@ -237,7 +238,7 @@ fn quarantine(conn: &mut AnyConnection, limits: &Limits, finding: &Finding, now:
          told ({}); ask for the update again to get it prepared anew",
         finding.digests()
     );
-    for s in db::session::live_with_artifact(conn, key, &["created"])? {
+    for s in db::session::live_relying(conn, Relying::OnDeliverable(key), &["created"])? {
         fail(conn, limits, &s, &told, now)?;
     }
     for f in db::firmware::with_object_key(conn, key)? {
@@ -247,7 +248,7 @@ fn quarantine(conn: &mut AnyConnection, limits: &Limits, finding: &Finding, now:
             f.version,
             finding.digests()
         );
-        for s in db::session::live_targeting(conn, &f.id, &["queued", "processing"])? {
+        for s in db::session::live_relying(conn, Relying::OnTarget(&f.id), &["queued", "processing"])? {
             fail(conn, limits, &s, &why, now)?;
         }
     }

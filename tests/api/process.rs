@@ -256,6 +256,39 @@ fn spawn_worker(env: &TestEnv) -> Child {
         .expect("spawn devicehub worker")
 }
 
+/// The seed catalog through a server's API, with `dp-handle` a level-9 gzip (of incompressible
+/// data: slow enough to be killed in the middle) and a released 1.0.0 whose image is `image`.
+/// Returns the firmware id.
+async fn slow_gzip_catalog(client: &reqwest::Client, server: &Server, token: &str, image: &[u8]) -> String {
+    let post = |path: &'static str, body: Value| async move {
+        let (status, body) = call(client, server, token, Method::POST, path, Some(body)).await;
+        assert_eq!(status, 201, "{path}: {body}");
+        body
+    };
+    post("/api/v1/products", json!({"tid": "P1", "name": "one"})).await;
+    post("/api/v1/models", json!({"tid": "CAFEBABE", "name": "m", "product": "P1"})).await;
+    post("/api/v1/channels", json!({"tid": "BAADFOOD", "name": "stable", "product": "P1"})).await;
+    post("/api/v1/delivery-methods", json!({"tid": "DEADBEEF", "name": "http"})).await;
+    post(
+        "/api/v1/delivery-procedures",
+        json!({"tid": "dp-handle", "name": "p", "delivery_method": "DEADBEEF", "confirm": true, "steps": [{"type": "gzip", "level": 9}]}),
+    )
+    .await;
+    let fw = post("/api/v1/firmware", json!({"model": "CAFEBABE", "version": "1.0.0", "channels": ["BAADFOOD"]})).await;
+    let fw = fw["id"].as_str().unwrap().to_owned();
+    let r = client
+        .put(format!("{}/api/v1/firmware/{fw}/image", server.base))
+        .header("Authorization", format!("Token {token}"))
+        .body(image.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (status, _) = call(client, server, token, Method::POST, &format!("/api/v1/firmware/{fw}/release"), None).await;
+    assert_eq!(status, 200);
+    fw
+}
+
 /// The pipeline runs in a separate worker process that is SIGKILLed in the middle of a
 /// long step; a second worker process takes the job over when the lease runs out and
 /// finishes it. The API server runs no workers of its own.
@@ -270,30 +303,8 @@ async fn a_killed_worker_process_is_replaced(backend: Backend) {
         let (client, server) = (&client, &server);
         async move { call(client, server, token, Method::POST, path, Some(body)).await }
     };
-    post("/api/v1/products", json!({"tid": "P1", "name": "one"})).await;
-    post("/api/v1/models", json!({"tid": "CAFEBABE", "name": "m", "product": "P1"})).await;
-    post("/api/v1/channels", json!({"tid": "BAADFOOD", "name": "stable", "product": "P1"})).await;
-    post("/api/v1/delivery-methods", json!({"tid": "DEADBEEF", "name": "http"})).await;
-    // level-9 gzip of incompressible data: slow enough to be killed in the middle
-    let (status, _) = post(
-        "/api/v1/delivery-procedures",
-        json!({"tid": "dp-handle", "name": "p", "delivery_method": "DEADBEEF", "confirm": true, "steps": [{"type": "gzip", "level": 9}]}),
-    )
-    .await;
-    assert_eq!(status, 201);
-    let (_, fw) =
-        post("/api/v1/firmware", json!({"model": "CAFEBABE", "version": "1.0.0", "channels": ["BAADFOOD"]})).await;
-    let fw = fw["id"].as_str().unwrap().to_owned();
     let image = pseudo_random(64 * 1024 * 1024, 77);
-    let r = client
-        .put(format!("{}/api/v1/firmware/{fw}/image", server.base))
-        .header("Authorization", format!("Token {token}"))
-        .body(image.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    call(&client, &server, token, Method::POST, &format!("/api/v1/firmware/{fw}/release"), None).await;
+    slow_gzip_catalog(&client, &server, token, &image).await;
     let (status, session) = post("/api/v1/firmware-update/request", crate::helpers::seed_request("0.1.0")).await;
     assert_eq!(status, 201, "{session}");
     let id = session["id"].as_str().unwrap().to_owned();
@@ -385,28 +396,8 @@ async fn a_killed_server_leaves_no_orphans_after_a_restart(backend: Backend) {
         let (client, server) = (&client, &server);
         async move { call(client, server, token, Method::POST, path, Some(body)).await }
     };
-    post("/api/v1/products", json!({"tid": "P1", "name": "one"})).await;
-    post("/api/v1/models", json!({"tid": "CAFEBABE", "name": "m", "product": "P1"})).await;
-    post("/api/v1/channels", json!({"tid": "BAADFOOD", "name": "stable", "product": "P1"})).await;
-    post("/api/v1/delivery-methods", json!({"tid": "DEADBEEF", "name": "http"})).await;
-    post(
-        "/api/v1/delivery-procedures",
-        json!({"tid": "dp-handle", "name": "p", "delivery_method": "DEADBEEF", "confirm": true, "steps": [{"type": "gzip", "level": 9}]}),
-    )
-    .await;
-    let (_, fw) =
-        post("/api/v1/firmware", json!({"model": "CAFEBABE", "version": "1.0.0", "channels": ["BAADFOOD"]})).await;
-    let fw = fw["id"].as_str().unwrap().to_owned();
     let image = pseudo_random(48 * 1024 * 1024, 5);
-    let r = client
-        .put(format!("{}/api/v1/firmware/{fw}/image", server.base))
-        .header("Authorization", format!("Token {token}"))
-        .body(image.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    call(&client, &server, token, Method::POST, &format!("/api/v1/firmware/{fw}/release"), None).await;
+    let fw = slow_gzip_catalog(&client, &server, token, &image).await;
 
     // an upload that stops in the middle: 12 of 64 MiB sent, so a part is in its staging file
     let (_, draft) =

@@ -11,6 +11,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::helpers::{Backend, Resp, TestApp, files_under, pseudo_random, seed_request, sha256_hex};
+use crate::integrity::gzip_catalog;
 
 crate::on_both_backends!(
     the_scrub_command_quarantines_what_changed_on_disk,
@@ -53,19 +54,6 @@ fn quarantined(answer: (u16, Vec<u8>), what: &str) {
     let (status, body) = answer;
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     assert_eq!((status, body["error"].as_str()), (503, Some("object_quarantined")), "{what}: {body}");
-}
-
-/// The seed catalog with a gzip procedure (`dp-gzip`) and a released 1.0.0 of `image`.
-async fn gzip_catalog(app: &TestApp, image: Vec<u8>) -> String {
-    app.seed_catalog().await;
-    app.post(
-        "/api/v1/delivery-procedures",
-        json!({"tid": "dp-gzip", "name": "gzip", "delivery_method": "DEADBEEF", "confirm": true,
-               "steps": [{"type": "gzip", "level": 1}]}),
-    )
-    .await
-    .expect(201);
-    app.firmware("1.0.0", image, true).await
 }
 
 /// A session with this procedure for a device, started and prepared.
