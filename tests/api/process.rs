@@ -128,13 +128,7 @@ async fn first_start_walkthrough_and_restart(backend: Backend) {
     assert_eq!(status, 201);
     let id = fw["id"].as_str().unwrap().to_owned();
     let image = pseudo_random(5 * 1024 * 1024 + 3, 42);
-    let r = client
-        .put(format!("{}/api/v1/firmware/{id}/image", server.base))
-        .header("Authorization", format!("Token {token}"))
-        .body(image.clone())
-        .send()
-        .await
-        .unwrap();
+    let r = put_image(&client, &server, &token, &id, &image).await;
     assert_eq!(r.status(), 200);
     let uploaded: Value = r.json().await.unwrap();
     assert_eq!(uploaded["size"], image.len());
@@ -256,6 +250,18 @@ fn spawn_worker(env: &TestEnv) -> Child {
         .expect("spawn devicehub worker")
 }
 
+/// `PUT` an image to a firmware.
+async fn put_image(
+    client: &reqwest::Client,
+    server: &Server,
+    token: &str,
+    fw: &str,
+    image: &[u8],
+) -> reqwest::Response {
+    let url = format!("{}/api/v1/firmware/{fw}/image", server.base);
+    client.put(url).header("Authorization", format!("Token {token}")).body(image.to_vec()).send().await.unwrap()
+}
+
 /// The seed catalog through a server's API, with `dp-handle` a level-9 gzip (of incompressible
 /// data: slow enough to be killed in the middle) and a released 1.0.0 whose image is `image`.
 /// Returns the firmware id.
@@ -276,13 +282,7 @@ async fn slow_gzip_catalog(client: &reqwest::Client, server: &Server, token: &st
     .await;
     let fw = post("/api/v1/firmware", json!({"model": "CAFEBABE", "version": "1.0.0", "channels": ["BAADFOOD"]})).await;
     let fw = fw["id"].as_str().unwrap().to_owned();
-    let r = client
-        .put(format!("{}/api/v1/firmware/{fw}/image", server.base))
-        .header("Authorization", format!("Token {token}"))
-        .body(image.to_vec())
-        .send()
-        .await
-        .unwrap();
+    let r = put_image(client, server, token, &fw, image).await;
     assert_eq!(r.status(), 200);
     let (status, _) = call(client, server, token, Method::POST, &format!("/api/v1/firmware/{fw}/release"), None).await;
     assert_eq!(status, 200);
@@ -488,13 +488,7 @@ async fn the_background_scrub_quarantines_durably_and_lifts_a_restored_object(ba
     let (_, fw) = post("/api/v1/firmware", json!({"model": "CAFEBABE", "version": "1.0.0"})).await;
     let fw = fw["id"].as_str().unwrap().to_owned();
     let image = pseudo_random(300_000, 9);
-    let r = client
-        .put(format!("{}/api/v1/firmware/{fw}/image", server.base))
-        .header("Authorization", format!("Token {token}"))
-        .body(image.clone())
-        .send()
-        .await
-        .unwrap();
+    let r = put_image(&client, &server, token, &fw, &image).await;
     assert_eq!(r.status(), 200);
     let download = |server: &Server| {
         let (client, url) = (client.clone(), format!("{}/api/v1/firmware/{fw}/image", server.base));
