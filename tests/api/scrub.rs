@@ -15,7 +15,8 @@ use crate::integrity::gzip_catalog;
 
 crate::on_both_backends!(
     the_scrub_command_quarantines_what_changed_on_disk,
-    a_pipeline_never_prepares_from_a_changed_image
+    a_pipeline_never_prepares_from_a_changed_image,
+    two_scrubbers_never_hash_one_object_twice
 );
 
 /// Runs `devicehub scrub` over the app's data; (exit code, stdout).
@@ -186,4 +187,27 @@ async fn a_pipeline_never_prepares_from_a_changed_image(backend: Backend) {
     assert_eq!(done.body["state"], "fail", "a deliverable was made from a changed image: {}", done.body);
     let reason = done.body["payload"]["reason"].as_str().unwrap();
     assert!(reason.contains("no longer match"), "{reason}");
+}
+
+/// Instances share the scrub: each claims one object at a time with a lease, so two scrubbers
+/// running at once check every object exactly once between them.
+async fn two_scrubbers_never_hash_one_object_twice(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |s| s.scrub_interval_secs = 0).await;
+    app.seed_catalog().await;
+    const IMAGES: usize = 8;
+    for n in 0..IMAGES {
+        app.firmware(&format!("1.0.{n}"), pseudo_random(128 * 1024, n as u64), false).await;
+    }
+    // 128 KiB at 1 MiB/s: an eighth of a second each, so the two overlap
+    let now = devicehub::time::now();
+    let (a, b) = tokio::join!(
+        devicehub::service::scrub::pass(&app.hub, "scrubber-a", now, 1024 * 1024),
+        devicehub::service::scrub::pass(&app.hub, "scrubber-b", now, 1024 * 1024)
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.checked + b.checked, IMAGES, "a: {a:?}, b: {b:?}");
+    assert!(a.checked > 0 && b.checked > 0, "one scrubber did all the work: a: {a:?}, b: {b:?}");
+    assert!(a.quarantined.is_empty() && b.quarantined.is_empty());
+    let ready = app.call(Method::GET, "/readyz", None, None).await.expect(200);
+    assert!(ready.body["integrity"]["last_scrub"].is_string(), "{}", ready.body);
 }
