@@ -27,6 +27,10 @@ Configuration (built-in defaults < config file < environment):
   DEVICEHUB_LINK_TTL_SECS   lifetime of a download link                    [default: 3600]
   DEVICEHUB_DDI_DEFAULT_PRODUCT  product (handle) hawkBit's tenant DEFAULT stands for [default: none]
   DEVICEHUB_DDI_BODY_TIMEOUT_SECS  time a hawkBit device's request body may take  [default: 30]
+  DEVICEHUB_ORPHAN_GRACE_SECS  staging files and unreferenced objects are removed once this old [default: 86400]
+  DEVICEHUB_ORPHAN_SWEEP_INTERVAL_SECS  how often orphans are swept (and at start-up) [default: 3600]
+  DEVICEHUB_SCRUB_INTERVAL_SECS  every stored object is re-hashed this often (0: never) [default: 86400]
+  DEVICEHUB_SCRUB_BYTES_PER_SEC  how fast the scrub reads, per instance (0: unlimited) [default: 16777216]
   DEVICEHUB_TIMEOUT_<STATE> session lifetime per state, seconds (READY, UP_TO_DATE, QUEUED,
                             PROCESSING, CREATED, SUCCESS, FAIL, UNCONFIRMED) [ready: 900]
   RUST_LOG                  log filter                      [default: info]
@@ -65,6 +69,12 @@ pub enum Command {
     Worker,
     /// Exit 0 if the server on the configured address answers /healthz (for container health checks).
     Healthcheck,
+    /// Re-hash every stored firmware image and pipeline output now and quarantine those that
+    /// changed; exits 1 when any object is quarantined.
+    Scrub,
+    /// Make the configured object store this database's (after a lost store was replaced, or a
+    /// store restored without its database); `serve` refuses a store that is not.
+    AdoptStore,
 }
 
 #[derive(Debug, Subcommand)]

@@ -71,6 +71,15 @@ pub enum Error {
     /// 503: a dependency (database, object store) is not reachable.
     #[error("{0}")]
     Unavailable(String),
+    /// 503 `object_quarantined`: the stored object's bytes no longer match the size and
+    /// SHA-256 recorded when it was written (the integrity scrub found it); it is not served.
+    #[error("{0}")]
+    Quarantined(String),
+    /// 507 `storage_full`: the object store or the database has no space left (ENOSPC,
+    /// SQLite's `SQLITE_FULL`, PostgreSQL's `53100 disk_full`). Nothing of the write was
+    /// kept; it may be repeated once space is freed.
+    #[error("{0}")]
+    StorageFull(String),
     /// 500: a bug or an unexpected failure; the detail is logged, not sent.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -136,7 +145,8 @@ impl Error {
             Error::RangeNotSatisfiable { .. } | Error::MultipleRanges { .. } => 416,
             Error::Unprocessable { .. } => 422,
             Error::TooManyRequests(_) => 429,
-            Error::Unavailable(_) => 503,
+            Error::Unavailable(_) | Error::Quarantined(_) => 503,
+            Error::StorageFull(_) => 507,
             Error::Internal(_) => 500,
         }
     }
@@ -162,6 +172,8 @@ impl Error {
             Error::Unprocessable { code, .. } => code,
             Error::TooManyRequests(_) => "too_many_requests",
             Error::Unavailable(_) => "unavailable",
+            Error::Quarantined(_) => "object_quarantined",
+            Error::StorageFull(_) => "storage_full",
             Error::Internal(_) => "internal",
         }
     }
@@ -208,11 +220,69 @@ impl From<diesel::result::Error> for Error {
             D::DatabaseError(K::Unknown, info) if info.message().contains("deadlock detected") => Error::Contention(
                 format!("the database aborted a transaction that raced another; try again ({})", info.message()),
             ),
+            D::DatabaseError(_, info) if is_disk_full(info.as_ref()) => {
+                Error::StorageFull(format!("the database has no space left: {}", info.message()))
+            }
             D::DatabaseError(K::ClosedConnection, info) => {
                 Error::Unavailable(format!("database connection lost: {}", info.message()))
             }
             other => Error::Internal(anyhow::Error::new(other).context("database query failed")),
         }
+    }
+}
+
+/// Whether the database refused a write for lack of space. SQLite says `SQLITE_FULL` as
+/// "database or disk is full". PostgreSQL's `53100 disk_full` is not exposed by diesel (it
+/// keeps the SQLSTATE to itself), so it is known by its message ("could not extend file …:
+/// No space left on device") or its hint ("Check free disk space."), as the server writes
+/// them with `lc_messages` in English (the default, `C`).
+fn is_disk_full(info: &dyn diesel::result::DatabaseErrorInformation) -> bool {
+    let message = info.message();
+    message.contains("database or disk is full")
+        || message.contains("No space left on device")
+        || info.hint().is_some_and(|h| h.contains("Check free disk space"))
+}
+
+/// Whether an I/O error anywhere in `err`'s chain of causes says the disk is full
+/// (ENOSPC, or a quota: EDQUOT).
+pub fn is_out_of_space(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(err);
+    while let Some(e) = cause {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && matches!(io.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded)
+        {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
+
+/// Remembers that a component (the object store, the database) answered `storage_full`,
+/// until a write succeeds again: what `/readyz` reports. Local to the process, as readiness is.
+#[derive(Debug, Default)]
+pub struct SpaceLatch(std::sync::Mutex<Option<String>>);
+
+impl SpaceLatch {
+    /// Notes `err` if it is [`Error::StorageFull`]; gives it back either way.
+    pub fn note(&self, err: Error) -> Error {
+        if let Error::StorageFull(detail) = &err
+            && let Ok(mut last) = self.0.lock()
+        {
+            *last = Some(detail.clone());
+        }
+        err
+    }
+
+    pub fn clear(&self) {
+        if let Ok(mut last) = self.0.lock() {
+            *last = None;
+        }
+    }
+
+    /// What the last `storage_full` said, if no write succeeded since.
+    pub fn last(&self) -> Option<String> {
+        self.0.lock().ok().and_then(|last| last.clone())
     }
 }
 

@@ -47,6 +47,35 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             admin(db, cmd).await
         }
         Command::Worker => startup::run_workers(settings).await,
+        Command::Scrub => {
+            let started = std::time::Instant::now();
+            let report = startup::scrub(settings).await?;
+            println!(
+                "checked {} objects ({} bytes) in {:.1} s",
+                report.checked,
+                report.bytes,
+                started.elapsed().as_secs_f64()
+            );
+            for key in &report.restored {
+                println!("restored: {key} matches its recorded digests again; its quarantine is lifted");
+            }
+            for (key, error) in &report.failed {
+                println!("not checked: {key}: {error}");
+            }
+            for finding in &report.quarantined {
+                println!("quarantined: {}: {}", finding.key, finding.digests());
+            }
+            if !report.quarantined.is_empty() {
+                anyhow::bail!("{} stored objects are quarantined", report.quarantined.len());
+            }
+            Ok(())
+        }
+        Command::AdoptStore => {
+            let (db, storage) = startup::open(&settings).await?;
+            let id = service::store_identity::adopt(&db, &storage).await?;
+            println!("the object store {} is now this database's (store id {id})", storage.describe());
+            Ok(())
+        }
         Command::Healthcheck => healthcheck(&settings.listen).await,
     }
 }

@@ -21,6 +21,10 @@
 //! | `ddi_default_product` | `DEVICEHUB_DDI_DEFAULT_PRODUCT` | none: the product (handle) hawkBit's tenant `DEFAULT` means |
 //! | `ddi_body_timeout_secs` | `DEVICEHUB_DDI_BODY_TIMEOUT_SECS` | `30`: how long a hawkBit device's request body may take to arrive (408 after) |
 //! | `timeout_<state>` | `DEVICEHUB_TIMEOUT_<STATE>` | per session state, seconds; see `domain::procedure::Timeouts` |
+//! | `orphan_grace_secs` | `DEVICEHUB_ORPHAN_GRACE_SECS` | `86400`: staging files and objects no row refers to are removed once this old |
+//! | `orphan_sweep_interval_secs` | `DEVICEHUB_ORPHAN_SWEEP_INTERVAL_SECS` | `3600`: how often orphans are swept (and once at start-up) |
+//! | `scrub_interval_secs` | `DEVICEHUB_SCRUB_INTERVAL_SECS` | `86400`: every stored object is re-hashed this often in the background (0: never; `devicehub scrub` still works) |
+//! | `scrub_bytes_per_sec` | `DEVICEHUB_SCRUB_BYTES_PER_SEC` | `16777216` (16 MiB/s per instance): how fast the scrub reads (0: unlimited) |
 //!
 //! The config file is `--config FILE` / `DEVICEHUB_CONFIG`, else `./devicehub.toml` when it
 //! exists. `RUST_LOG` sets the log filter (default `info`).
@@ -87,6 +91,14 @@ pub struct Settings {
     pub ddi_default_product: Option<String>,
     /// How long an authenticated DDI request's body may take to arrive, in seconds (408 after).
     pub ddi_body_timeout_secs: u64,
+    /// Staging files and objects no database row refers to are removed once older than this.
+    pub orphan_grace_secs: u64,
+    /// How often orphans are swept (and once at start-up).
+    pub orphan_sweep_interval_secs: u64,
+    /// How often each stored object is re-hashed in the background; 0: never.
+    pub scrub_interval_secs: u64,
+    /// How fast the scrub reads, per instance; 0: unlimited.
+    pub scrub_bytes_per_sec: u64,
 }
 
 impl fmt::Debug for Settings {
@@ -111,6 +123,10 @@ impl fmt::Debug for Settings {
             .field("timeouts", &self.timeouts)
             .field("ddi_default_product", &self.ddi_default_product)
             .field("ddi_body_timeout_secs", &self.ddi_body_timeout_secs)
+            .field("orphan_grace_secs", &self.orphan_grace_secs)
+            .field("orphan_sweep_interval_secs", &self.orphan_sweep_interval_secs)
+            .field("scrub_interval_secs", &self.scrub_interval_secs)
+            .field("scrub_bytes_per_sec", &self.scrub_bytes_per_sec)
             .finish()
     }
 }
@@ -155,12 +171,22 @@ struct RawSettings {
     timeout_unconfirmed: Option<u64>,
     ddi_default_product: Option<String>,
     ddi_body_timeout_secs: Option<u64>,
+    orphan_grace_secs: Option<u64>,
+    orphan_sweep_interval_secs: Option<u64>,
+    scrub_interval_secs: Option<u64>,
+    scrub_bytes_per_sec: Option<u64>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_MAX_IMAGE_SIZE: u64 = 2 * 1024 * 1024 * 1024;
 /// DDI bodies are small JSON documents (at most 1 MiB); half a minute is plenty on a slow link.
 pub const DEFAULT_DDI_BODY_TIMEOUT_SECS: u64 = 30;
+/// A day: far longer than an upload or a pipeline attempt takes between writing an object
+/// and recording it (the default `processing` limit is 30 minutes), and orphans are rare
+/// (a crash), so waiting costs little.
+pub const DEFAULT_ORPHAN_GRACE_SECS: u64 = 86_400;
+/// 16 MiB/s: a 2 GiB image in about two minutes, a few percent of a disk's or a core's time.
+pub const DEFAULT_SCRUB_BYTES_PER_SEC: u64 = 16 * 1024 * 1024;
 
 impl Settings {
     /// Loads the layers from the real environment and the given (or default) config file.
@@ -250,6 +276,10 @@ impl Settings {
             .or(Timeouts::server_defaults()),
             ddi_default_product: raw.ddi_default_product.filter(|s| !s.is_empty()),
             ddi_body_timeout_secs: raw.ddi_body_timeout_secs.unwrap_or(DEFAULT_DDI_BODY_TIMEOUT_SECS),
+            orphan_grace_secs: raw.orphan_grace_secs.unwrap_or(DEFAULT_ORPHAN_GRACE_SECS),
+            orphan_sweep_interval_secs: raw.orphan_sweep_interval_secs.unwrap_or(3600),
+            scrub_interval_secs: raw.scrub_interval_secs.unwrap_or(86_400),
+            scrub_bytes_per_sec: raw.scrub_bytes_per_sec.unwrap_or(DEFAULT_SCRUB_BYTES_PER_SEC),
         };
         settings.validate()?;
         Ok(settings)
@@ -277,9 +307,12 @@ impl Settings {
             || self.poll_interval_ms == 0
             || self.link_ttl_secs == 0
             || self.ddi_body_timeout_secs == 0
+            || self.orphan_grace_secs == 0
+            || self.orphan_sweep_interval_secs == 0
         {
             bail!(
-                "job_lease_secs, job_max_attempts, poll_interval_ms, link_ttl_secs and ddi_body_timeout_secs must be at least 1"
+                "job_lease_secs, job_max_attempts, poll_interval_ms, link_ttl_secs, ddi_body_timeout_secs, \
+                 orphan_grace_secs and orphan_sweep_interval_secs must be at least 1"
             );
         }
         self.timeouts.check().map_err(|e| anyhow::anyhow!("session timeouts: {e}"))?;

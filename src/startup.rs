@@ -13,6 +13,7 @@ use crate::db::Db;
 use crate::service::Hub;
 use crate::service::links::{self, LinkSigner};
 use crate::service::people::{self, Bootstrap};
+use crate::service::store_identity;
 use crate::settings::{Settings, parse_public_url};
 use crate::storage::{Storage, keys};
 
@@ -25,6 +26,8 @@ pub struct Application {
 }
 
 /// Opens the database (migrating it) and the object store: what every role of the binary needs.
+/// The roles that read and write objects (`serve`, `worker`) then check that the store is the
+/// database's (`service::store_identity`).
 pub async fn open(settings: &Settings) -> anyhow::Result<(Db, Storage)> {
     let url = settings.database_url.clone();
     let pool_size = settings.db_pool_size;
@@ -49,6 +52,7 @@ pub async fn open(settings: &Settings) -> anyhow::Result<(Db, Storage)> {
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         let (db, storage) = open(&settings).await?;
+        store_identity::check(&db, &storage, &settings).await?;
         tracing::info!(database = db.backend().name(), object_store = storage.describe(), "storage ready");
 
         let configured = settings.admin_token.as_ref().map(|t| t.expose().to_owned());
@@ -116,6 +120,7 @@ pub async fn shared_hub(db: Db, storage: Storage, settings: Settings, public_url
 /// Runs only the workers and timers, until SIGINT/SIGTERM (`devicehub worker`).
 pub async fn run_workers(settings: Settings) -> anyhow::Result<()> {
     let (db, storage) = open(&settings).await?;
+    store_identity::check(&db, &storage, &settings).await?;
     let public_url = match &settings.public_url {
         Some(url) => url.clone(),
         None => parse_public_url(&format!("http://{}/", settings.listen))?,
@@ -126,6 +131,18 @@ pub async fn run_workers(settings: Settings) -> anyhow::Result<()> {
     shutdown_signal().await;
     tracing::info!("stopping workers");
     Ok(())
+}
+
+/// `devicehub scrub`: re-hashes every stored object now (`service::scrub`).
+pub async fn scrub(settings: Settings) -> anyhow::Result<crate::service::scrub::Report> {
+    let (db, storage) = open(&settings).await?;
+    store_identity::check(&db, &storage, &settings).await?;
+    let public_url = match &settings.public_url {
+        Some(url) => url.clone(),
+        None => parse_public_url(&format!("http://{}/", settings.listen))?,
+    };
+    let hub = shared_hub(db, storage, settings, public_url).await?;
+    Ok(crate::service::scrub::everything(&hub).await?)
 }
 
 async fn shutdown_signal() {

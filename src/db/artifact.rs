@@ -38,3 +38,18 @@ pub fn insert_or_keep(conn: &mut AnyConnection, row: &ArtifactRow) -> QueryResul
 pub fn delete(conn: &mut AnyConnection, cache_key: &str) -> QueryResult<usize> {
     diesel::delete(artifacts::table.find(cache_key)).execute(conn)
 }
+
+/// How many outputs are recorded.
+pub fn count(conn: &mut AnyConnection) -> QueryResult<i64> {
+    artifacts::table.count().get_result(conn)
+}
+
+/// The object keys of every recorded output.
+pub fn object_keys(conn: &mut AnyConnection) -> QueryResult<Vec<String>> {
+    artifacts::table.select(artifacts::object_key).load(conn)
+}
+
+/// Forgets every output stored in `object_key` (the next identical run makes it anew).
+pub fn delete_by_object_key(conn: &mut AnyConnection, object_key: &str) -> QueryResult<usize> {
+    diesel::delete(artifacts::table.filter(artifacts::object_key.eq(object_key))).execute(conn)
+}

@@ -154,3 +154,18 @@ pub fn set_channels(conn: &mut AnyConnection, id: &str, channel_ids: &[String]) 
 pub fn touch(conn: &mut AnyConnection, id: &str, now: NaiveDateTime) -> QueryResult<()> {
     diesel::update(firmware::table.find(id)).set(firmware::updated_at.eq(now)).execute(conn).map(drop)
 }
+
+/// How many firmware have an image in the object store.
+pub fn count_with_image(conn: &mut AnyConnection) -> QueryResult<i64> {
+    firmware::table.filter(firmware::object_key.is_not_null()).count().get_result(conn)
+}
+
+/// The object keys of every firmware image.
+pub fn object_keys(conn: &mut AnyConnection) -> QueryResult<Vec<String>> {
+    firmware::table.filter(firmware::object_key.is_not_null()).select(firmware::object_key.assume_not_null()).load(conn)
+}
+
+/// The firmware whose image is stored in `object_key`.
+pub fn with_object_key(conn: &mut AnyConnection, object_key: &str) -> QueryResult<Vec<Firmware>> {
+    firmware::table.filter(firmware::object_key.eq(object_key)).select(Firmware::as_select()).load(conn)
+}

@@ -9,12 +9,14 @@
 pub mod artifact;
 pub mod channel;
 pub mod conn;
+pub mod counter;
 pub mod delivery;
 pub mod device;
 pub mod firmware;
 pub mod grant;
 pub mod job;
 pub mod model;
+pub mod object_check;
 pub mod product;
 pub mod schema;
 pub mod secret;
@@ -30,12 +32,15 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 pub use conn::{AnyConnection, Backend, Target, write_transaction, write_transaction_retrying};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SpaceLatch};
 
 /// One tree of migrations for both backends: the SQL is written in the dialect both share
 /// (UUIDs and JSON as text, UTC timestamps), as `schema.rs` is one schema for both. A
 /// migration that ever needs a dialect of its own can branch on the backend in Rust.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// The counter `readyz` bumps to see whether the database takes writes again.
+const SPACE_PROBE_COUNTER: &str = "space_probe";
 
 /// An arbitrary, fixed key for the PostgreSQL advisory lock that serialises migrations
 /// when several instances start at once.
@@ -47,6 +52,8 @@ pub type Pool = r2d2::Pool<conn::Manager>;
 pub struct Db {
     pool: Pool,
     backend: Backend,
+    /// Set when a query found no space left; cleared when a probe write fits again.
+    full: std::sync::Arc<SpaceLatch>,
 }
 
 impl Db {
@@ -77,7 +84,7 @@ impl Db {
             .test_on_check_out(false)
             .build(manager)
             .with_context(|| format!("connecting to the {} database", backend.name()))?;
-        Ok(Db { pool, backend })
+        Ok(Db { pool, backend, full: Default::default() })
     }
 
     pub fn backend(&self) -> Backend {
@@ -124,12 +131,26 @@ impl Db {
         })
         .await
         .map_err(|e| Error::internal(format!("database task failed: {e}")))?
+        .map_err(|e| self.full.note(e))
     }
 
     /// The same as [`Db::run`] for callers that are already on a blocking thread.
     pub fn run_blocking<T>(&self, f: impl FnOnce(&mut AnyConnection) -> Result<T>) -> Result<T> {
         let mut conn = self.pool.get()?;
-        f(&mut conn)
+        f(&mut conn).map_err(|e| self.full.note(e))
+    }
+
+    /// `None` while the database takes writes. After a query found no space, says what it
+    /// answered until a small write (a probe: one counter row) commits again.
+    pub async fn out_of_space(&self) -> Option<String> {
+        let last = self.full.last()?;
+        match self.run(|conn| write_transaction(conn, |conn| Ok(counter::bump(conn, SPACE_PROBE_COUNTER)?))).await {
+            Ok(()) => {
+                self.full.clear();
+                None
+            }
+            Err(_) => Some(self.full.last().unwrap_or(last)),
+        }
     }
 
     /// A cheap round trip, for readiness checks.

@@ -242,6 +242,21 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    object_checks (object_key) {
+        object_key -> Text,
+        size -> BigInt,
+        sha256 -> Text,
+        checked_at -> Nullable<Timestamp>,
+        lease_owner -> Nullable<Text>,
+        lease_until -> Nullable<Timestamp>,
+        quarantined_at -> Nullable<Timestamp>,
+        found_size -> Nullable<BigInt>,
+        found_sha256 -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(sessions -> users (creator_id));
 diesel::joinable!(session_events -> sessions (session_id));
 diesel::joinable!(jobs -> sessions (session_id));
@@ -264,4 +279,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     jobs,
     artifacts,
     server_secrets,
+    object_checks,
 );

@@ -5,12 +5,15 @@ use diesel::prelude::*;
 use super::AnyConnection;
 use super::schema::server_secrets;
 
+/// The secret called `name`, if it exists.
+pub fn find(conn: &mut AnyConnection, name: &str) -> QueryResult<Option<String>> {
+    server_secrets::table.find(name).select(server_secrets::value).get_result(conn).optional()
+}
+
 /// The secret called `name`, created with `make` if it does not exist yet. Two instances
 /// starting at once may both make one; the first insert wins and both read it back.
 pub fn get_or_create(conn: &mut AnyConnection, name: &str, make: impl FnOnce() -> String) -> QueryResult<String> {
-    let existing: Option<String> =
-        server_secrets::table.find(name).select(server_secrets::value).get_result(conn).optional()?;
-    if let Some(v) = existing {
+    if let Some(v) = find(conn, name)? {
         return Ok(v);
     }
     let insert = diesel::insert_into(server_secrets::table).values((

@@ -218,3 +218,36 @@ pub fn set_consented(conn: &mut AnyConnection, id: &str, at: NaiveDateTime) -> Q
         .execute(conn)?;
     Ok(n == 1)
 }
+
+/// Every object key a live session holds as its deliverable (an expired session answers 404
+/// and never serves it again).
+pub fn artifact_keys(conn: &mut AnyConnection) -> QueryResult<Vec<String>> {
+    sessions::table
+        .filter(sessions::artifact_key.is_not_null())
+        .filter(sessions::expired_at.is_null())
+        .select(sessions::artifact_key.assume_not_null())
+        .distinct()
+        .load(conn)
+}
+
+/// What a session may rely on in the object store.
+#[derive(Debug, Clone, Copy)]
+pub enum Relying<'a> {
+    /// Its deliverable is stored in this object.
+    OnDeliverable(&'a str),
+    /// It updates to this firmware (whose image it is prepared from).
+    OnTarget(&'a str),
+}
+
+/// Live sessions in one of `states` that rely on an object.
+pub fn live_relying(conn: &mut AnyConnection, relying: Relying<'_>, states: &[&str]) -> QueryResult<Vec<Session>> {
+    let live = sessions::table
+        .filter(sessions::expired_at.is_null())
+        .filter(sessions::state.eq_any(states.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>()))
+        .into_boxed();
+    let relying = match relying {
+        Relying::OnDeliverable(key) => live.filter(sessions::artifact_key.eq(key.to_owned())),
+        Relying::OnTarget(firmware_id) => live.filter(sessions::target_firmware_id.eq(firmware_id.to_owned())),
+    };
+    relying.select(Session::as_select()).load(conn)
+}

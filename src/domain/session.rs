@@ -45,6 +45,9 @@ pub enum Event {
     /// The assignment is withdrawn (hawkBit cancel): before the device saw it, or after
     /// the device confirmed the cancel. design.md's hawkBit mapping: → `fail`, "canceled".
     Cancel,
+    /// The stored bytes the session relies on (its firmware image, or its deliverable) no
+    /// longer match their digests: the integrity scrub quarantined them. → `fail`.
+    Corrupted,
 }
 
 /// What a transition does.
@@ -164,6 +167,7 @@ pub fn transition(state: State, event: Event) -> Result<Outcome, Conflict> {
         (S::Ready | S::UpToDate | S::Success | S::Fail | S::Unconfirmed, E::Timeout) => Expire,
 
         (S::Queued | S::Processing | S::Created, E::Cancel) => Move(S::Fail),
+        (S::Queued | S::Processing | S::Created, E::Corrupted) => Move(S::Fail),
 
         _ => return Err(Conflict { state, event }),
     };
@@ -179,6 +183,7 @@ impl Conflict {
             Event::QueueError | Event::PipelineDone { .. } | Event::PipelineFailed => "is not in the pipeline",
             Event::Timeout => "has no timer",
             Event::Cancel => "cannot be canceled",
+            Event::Corrupted => "does not rely on stored bytes",
         };
         Error::conflict("session_state", format!("the session is in state {} and {what}", self.state))
             .with_extra("state", self.state.as_str())
@@ -231,6 +236,7 @@ mod tests {
             E::Confirm { success: false },
             E::Timeout,
             E::Cancel,
+            E::Corrupted,
         ]
     }
 
@@ -258,6 +264,10 @@ mod tests {
             (S::Queued, E::Cancel, Move(S::Fail)),
             (S::Processing, E::Cancel, Move(S::Fail)),
             (S::Created, E::Cancel, Move(S::Fail)),
+            // the integrity scrub quarantined what the session relies on
+            (S::Queued, E::Corrupted, Move(S::Fail)),
+            (S::Processing, E::Corrupted, Move(S::Fail)),
+            (S::Created, E::Corrupted, Move(S::Fail)),
             // safe repeats
             (S::Queued, E::Start, Repeat),
             (S::Processing, E::Start, Repeat),
@@ -331,6 +341,7 @@ mod tests {
                 any::<bool>().prop_map(|success| Event::Confirm { success }),
                 Just(Event::Timeout),
                 Just(Event::Cancel),
+                Just(Event::Corrupted),
             ]
         }
 

@@ -1,4 +1,5 @@
-//! `/healthz`: the process answers. `/readyz`: the database and the object store answer.
+//! `/healthz`: the process answers. `/readyz`: the database and the object store answer
+//! and take writes (`service::readiness`).
 
 use actix_web::http::Method;
 use actix_web::{HttpResponse, web};
@@ -23,20 +24,11 @@ async fn healthz() -> HttpResponse {
 }
 
 async fn readyz(hub: web::Data<Hub>) -> HttpResponse {
-    let (db, store) = futures_util::join!(hub.db.ping(), hub.storage.ping());
-    let describe = |r: &crate::error::Result<()>| match r {
-        Ok(()) => "ok".to_owned(),
-        Err(e) => e.to_string(),
-    };
-    let body = json!({
-        "status": if db.is_ok() && store.is_ok() { "ready" } else { "unavailable" },
-        "database": describe(&db),
-        "object_store": describe(&store),
-    });
-    if db.is_ok() && store.is_ok() {
-        HttpResponse::Ok().json(body)
+    let readiness = crate::service::readiness::check(&hub).await;
+    if readiness.is_ready() {
+        HttpResponse::Ok().json(readiness)
     } else {
-        tracing::warn!(%body, "not ready");
-        HttpResponse::ServiceUnavailable().json(body)
+        tracing::warn!(?readiness, "not ready");
+        HttpResponse::ServiceUnavailable().json(readiness)
     }
 }

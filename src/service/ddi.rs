@@ -442,6 +442,7 @@ pub async fn artifact(hub: &Hub, at: Address, auth: DdiAuth, module: String, fil
             .filter(|a| a.filename == file)
             .ok_or_else(|| Error::not_found(format!("artifact {file:?}")))?;
         let key = s.artifact_key.clone().ok_or_else(|| Error::not_found("artifact"))?;
+        super::scrub::refuse_quarantined(conn, &key)?;
         Ok(ArtifactDownload {
             blob: Blob {
                 key,

@@ -299,6 +299,7 @@ pub fn find_released(conn: &mut AnyConnection, actor: &Actor, id: &str) -> Resul
         return Err(Error::conflict("firmware_not_released", "only released firmware can be assigned to devices")
             .with_extra("state", f.state));
     }
+    super::scrub::refuse_quarantined_image(conn, &f)?;
     Ok(f)
 }
 
@@ -312,6 +313,7 @@ pub async fn image(hub: &Hub, actor: &Actor, id: String) -> Result<crate::storag
             let (Some(key), Some(size), Some(sha256)) = (f.object_key, f.size, f.sha256) else {
                 return Err(Error::not_found("the firmware has no image yet; its image"));
             };
+            super::scrub::refuse_quarantined(conn, &key)?;
             Ok(crate::storage::Blob {
                 key,
                 size: u64::try_from(size).unwrap_or_default(),

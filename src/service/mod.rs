@@ -11,10 +11,14 @@ pub mod firmware;
 pub mod hub;
 pub mod jobs;
 pub mod links;
+pub mod orphans;
 pub mod outbox;
 pub mod people;
 pub mod pipeline;
+pub mod readiness;
+pub mod scrub;
 pub mod session;
+pub mod store_identity;
 pub mod twin;
 
 pub use hub::Hub;

@@ -83,6 +83,15 @@ pub(super) fn begin(
     }
     let target = s.target_firmware_id.clone().ok_or_else(|| Error::internal("a started session without target"))?;
     let fw = db::firmware::find(conn, &target)?.ok_or_else(|| Error::internal("target firmware vanished"))?;
+    match super::scrub::refuse_quarantined_image(conn, &fw) {
+        Ok(()) => {}
+        Err(Error::Quarantined(why)) => {
+            // its image no longer matches: nothing to prepare from
+            engine::apply(conn, limits, &s, Event::Corrupted, now, Details::because(format!("integrity: {why}")))?;
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    }
     let model = db::model::find(conn, &fw.model_id)?.ok_or_else(|| Error::internal("firmware without model"))?;
     let timeouts = engine::timeouts_of(&s)?;
     let image = Output {

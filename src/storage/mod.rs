@@ -3,19 +3,21 @@
 //! counts bytes as they pass and the object becomes visible only when it is finished.
 
 use std::ops::Range;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use bytes::Bytes;
 use futures_util::stream::{BoxStream, StreamExt, TryStreamExt};
 use md5::Md5;
 use object_store::path::Path as ObjectPath;
-use object_store::{GetOptions, GetRange, GetResultPayload, ObjectStore, ObjectStoreExt, WriteMultipart};
+use object_store::{GetOptions, GetRange, GetResultPayload, ObjectStore, ObjectStoreExt, PutMode, WriteMultipart};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
 use crate::domain::digests::Digests;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SpaceLatch};
 
 /// Object keys. Firmware images get a fresh key per upload, so a reader of the previous
 /// image is never cut off by a replacement.
@@ -26,7 +28,19 @@ pub mod keys {
 
     /// Written at start-up; `readyz` reads its metadata to check the store answers.
     pub const READY_MARKER: &str = ".devicehub";
+
+    /// Written by `readyz` after a write found no space, to see whether one fits again.
+    pub const SPACE_PROBE: &str = ".devicehub-space-probe";
+
+    /// The store's identity: an id the database records too (`service::store_identity`).
+    pub const STORE_ID: &str = ".devicehub-store-id";
+
+    /// Where objects the database refers to live (everything else is the store's own).
+    pub const OBJECT_PREFIXES: [&str; 2] = ["images/", "artifacts/"];
 }
+
+/// What `readyz` writes to see whether the store takes writes again: a page or so.
+const SPACE_PROBE_LEN: usize = 4096;
 
 /// Block size for reading local objects: a 1 MiB range is one read.
 const READ_BLOCK: usize = 1024 * 1024;
@@ -35,6 +49,10 @@ const READ_BLOCK: usize = 1024 * 1024;
 pub struct Storage {
     store: Arc<dyn ObjectStore>,
     description: String,
+    /// Set when a write found no space left; cleared by the next write that succeeds.
+    full: Arc<SpaceLatch>,
+    /// The directory of a local store (where unfinished uploads leave staging files).
+    local_root: Option<PathBuf>,
 }
 
 /// Streams `range` of a local file in 1 MiB blocks, each a read-only memory map of the
@@ -79,6 +97,43 @@ fn map_block(file: &std::fs::File, offset: u64, len: u64) -> std::io::Result<Byt
     Ok(Bytes::from_owner(map).slice(skip..))
 }
 
+/// Whether a file name is object_store's staging name for an unfinished upload: the key's
+/// name, `#`, and digits.
+fn is_staging(name: &str) -> bool {
+    name.rsplit_once('#').is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+fn sweep_staging_files(root: &Path, grace: Duration) -> Result<Vec<String>> {
+    let cutoff = SystemTime::now().checked_sub(grace).unwrap_or(SystemTime::UNIX_EPOCH);
+    let mut removed = Vec::new();
+    let mut folders = vec![root.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        let Ok(entries) = std::fs::read_dir(&folder) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() {
+                folders.push(path);
+                continue;
+            }
+            let stale = meta.modified().is_ok_and(|m| m < cutoff);
+            if !stale || !is_staging(&entry.file_name().to_string_lossy()) {
+                continue;
+            }
+            match std::fs::remove_file(&path) {
+                Ok(()) => {
+                    removed.push(path.strip_prefix(root).unwrap_or(&path).display().to_string());
+                    // the folder too, if that was its last file (as object_store's own cleanup does)
+                    let _ = std::fs::remove_dir(&folder);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::internal(format!("removing {}: {e}", path.display()))),
+            }
+        }
+    }
+    Ok(removed)
+}
+
 /// A stored object as a download: where it is and what devices are told about it.
 #[derive(Debug, Clone)]
 pub struct Blob {
@@ -88,6 +143,15 @@ pub struct Blob {
     /// as hawkBit does).
     pub etag: String,
     pub filename: String,
+}
+
+/// An object as a listing shows it.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    pub key: String,
+    pub size: u64,
+    /// When it was last written (UTC).
+    pub modified: chrono::NaiveDateTime,
 }
 
 /// What a finished write knows about the bytes it stored.
@@ -101,7 +165,7 @@ impl Storage {
     /// `memory://`, `file:///abs/dir`, or a plain directory path.
     pub fn from_url(url: &str) -> anyhow::Result<Storage> {
         if url == "memory://" {
-            return Ok(Storage { store: Arc::new(object_store::memory::InMemory::new()), description: url.to_owned() });
+            return Ok(Storage::new(Arc::new(object_store::memory::InMemory::new()), url.to_owned(), None));
         }
         if url.contains("://") && !url.starts_with("file://") {
             anyhow::bail!("unsupported object store {url:?} (expected a directory, file:///dir or memory://)");
@@ -111,7 +175,16 @@ impl Storage {
         let store = object_store::local::LocalFileSystem::new_with_prefix(dir)
             .with_context(|| format!("opening object store directory {dir}"))?
             .with_automatic_cleanup(true);
-        Ok(Storage { store: Arc::new(store), description: format!("file://{dir}") })
+        Ok(Storage::new(Arc::new(store), format!("file://{dir}"), Some(PathBuf::from(dir))))
+    }
+
+    fn new(store: Arc<dyn ObjectStore>, description: String, local_root: Option<PathBuf>) -> Storage {
+        Storage { store, description, full: Arc::default(), local_root }
+    }
+
+    /// Our error for a failed store operation; one that found no space is remembered.
+    fn failed(&self, err: object_store::Error) -> Error {
+        self.full.note(err.into())
     }
 
     pub fn describe(&self) -> &str {
@@ -121,9 +194,10 @@ impl Storage {
     /// Starts a streaming write of at most `limit` bytes to `key`.
     pub async fn writer(&self, key: &str, limit: u64) -> Result<ObjectWriter> {
         let path = ObjectPath::from(key);
-        let upload = self.store.put_multipart(&path).await?;
+        let upload = self.store.put_multipart(&path).await.map_err(|e| self.failed(e))?;
         Ok(ObjectWriter {
             upload: WriteMultipart::new(upload),
+            full: self.full.clone(),
             key: key.to_owned(),
             limit,
             size: 0,
@@ -161,15 +235,144 @@ impl Storage {
         })
     }
 
-    /// Reads a whole object as a buffered stream (pipeline steps read their input so).
-    pub async fn reader(&self, key: &str) -> Result<impl tokio::io::AsyncBufRead + Unpin + Send + use<>> {
+    /// Reads a whole object and answers its size and SHA-256 (hex), reading at most
+    /// `bytes_per_sec` (0: as fast as the store answers), so a background check leaves the
+    /// disk to the downloads. `None`: the object does not exist.
+    pub async fn digest(&self, key: &str, bytes_per_sec: u64) -> Result<Option<(u64, String)>> {
+        let Some(size) = self.size(key).await? else { return Ok(None) };
+        let mut sha256 = Sha256::new();
+        if size > 0 {
+            let mut stream = match self.read(key, 0..size).await {
+                Ok(stream) => stream,
+                Err(Error::NotFound(_)) => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            let started = std::time::Instant::now();
+            let mut read = 0u64;
+            while let Some(chunk) = stream.next().await {
+                let bytes = chunk.map_err(|e| Error::internal(format!("reading {key}: {e}")))?;
+                sha256.update(&bytes);
+                read += bytes.len() as u64;
+                if bytes_per_sec > 0 {
+                    let due = Duration::from_secs_f64(read as f64 / bytes_per_sec as f64);
+                    if let Some(ahead) = due.checked_sub(started.elapsed()) {
+                        tokio::time::sleep(ahead).await;
+                    }
+                }
+            }
+        }
+        Ok(Some((size, hex::encode(sha256.finalize()))))
+    }
+
+    /// Reads a whole object as a buffered stream (pipeline steps read their input so). The
+    /// bytes are hashed as they pass: a stream that ends with other bytes than `expected`
+    /// (an object changed since it was written) ends in an error instead, so a step never
+    /// turns corrupted input into an output with digests of its own.
+    pub async fn reader(
+        &self,
+        key: &str,
+        expected: &Digests,
+    ) -> Result<impl tokio::io::AsyncBufRead + Unpin + Send + use<>> {
         let stream = self.store.get(&ObjectPath::from(key)).await?.into_stream();
-        Ok(tokio_util::io::StreamReader::new(stream.map_err(std::io::Error::other)))
+        let state = (stream, Sha256::new(), 0u64, expected.clone(), key.to_owned());
+        let checked =
+            futures_util::stream::try_unfold(state, |(mut stream, mut sha256, mut size, expected, key)| async move {
+                match stream.next().await {
+                    Some(chunk) => {
+                        let bytes = chunk.map_err(std::io::Error::other)?;
+                        sha256.update(&bytes);
+                        size += bytes.len() as u64;
+                        Ok(Some((bytes, (stream, sha256, size, expected, key))))
+                    }
+                    None => {
+                        let found = hex::encode(sha256.finalize());
+                        if size == expected.size && found == expected.sha256 {
+                            return Ok(None);
+                        }
+                        Err(std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            format!(
+                                "the stored bytes of {key} no longer match what was recorded ({} bytes, SHA-256 {}): \
+                             found {size} bytes, SHA-256 {found}",
+                                expected.size, expected.sha256
+                            ),
+                        ))
+                    }
+                }
+            })
+            .boxed();
+        Ok(tokio_util::io::StreamReader::new(checked))
     }
 
     pub async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
-        self.store.put(&ObjectPath::from(key), bytes.into()).await?;
+        self.store.put(&ObjectPath::from(key), bytes.into()).await.map_err(|e| self.failed(e))?;
+        self.full.clear();
         Ok(())
+    }
+
+    /// A small object's bytes, or `None` when it does not exist.
+    pub async fn get_bytes(&self, key: &str) -> Result<Option<Bytes>> {
+        let result = match self.store.get(&ObjectPath::from(key)).await {
+            Ok(result) => result,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(Some(result.bytes().await?))
+    }
+
+    /// Writes `bytes` to `key` unless the key exists; `false`: it did, nothing was written.
+    pub async fn put_new(&self, key: &str, bytes: Vec<u8>) -> Result<bool> {
+        match self.store.put_opts(&ObjectPath::from(key), bytes.into(), PutMode::Create.into()).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(self.failed(e)),
+        }
+    }
+
+    /// Whether the store holds any object the database could refer to
+    /// ([`keys::OBJECT_PREFIXES`]), as opposed to only its own markers.
+    pub async fn holds_objects(&self) -> Result<bool> {
+        for prefix in keys::OBJECT_PREFIXES {
+            let prefix = ObjectPath::from(prefix);
+            if let Some(first) = self.store.list(Some(&prefix)).next().await {
+                first?;
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Every object whose key starts with `prefix` (a folder, ending in `/`). Unfinished
+    /// uploads are not objects and are not listed.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<Listed>> {
+        let prefix = ObjectPath::from(prefix);
+        let metas: Vec<object_store::ObjectMeta> = self.store.list(Some(&prefix)).try_collect().await?;
+        Ok(metas
+            .into_iter()
+            .map(|m| Listed { key: m.location.to_string(), size: m.size, modified: m.last_modified.naive_utc() })
+            .collect())
+    }
+
+    /// Removes the staging files (`<key>#<n>`) of uploads that never finished, such as a
+    /// killed process leaves, once they are older than `grace` (a file being written is
+    /// touched by every part). Only a local store has them: other stores keep unfinished
+    /// multipart uploads out of sight (on S3 a lifecycle rule aborts them), and for them this
+    /// does nothing. Returns the files removed, relative to the store.
+    pub async fn sweep_staging(&self, grace: Duration) -> Result<Vec<String>> {
+        let Some(root) = self.local_root.clone() else { return Ok(Vec::new()) };
+        tokio::task::spawn_blocking(move || sweep_staging_files(&root, grace))
+            .await
+            .map_err(|e| Error::internal(format!("sweeping staging files: {e}")))?
+    }
+
+    /// `None` while the store takes writes. After a write found no space, says what that
+    /// write answered until a small write (a probe) fits again.
+    pub async fn out_of_space(&self) -> Option<String> {
+        self.full.last()?;
+        match self.put_bytes(keys::SPACE_PROBE, vec![0; SPACE_PROBE_LEN]).await {
+            Ok(()) => None,
+            Err(e) => Some(self.full.last().unwrap_or_else(|| e.to_string())),
+        }
     }
 
     /// Whether the store answers at all: any answer, even "not found", counts.
@@ -182,6 +385,7 @@ impl Storage {
 /// [`ObjectWriter::abort`] also cleans up the parts already written.
 pub struct ObjectWriter {
     upload: WriteMultipart,
+    full: Arc<SpaceLatch>,
     key: String,
     limit: u64,
     size: u64,
@@ -203,7 +407,7 @@ impl ObjectWriter {
         self.sha256.update(chunk);
         self.sha1.update(chunk);
         self.md5.update(chunk);
-        self.upload.wait_for_capacity(MAX_PARTS_IN_FLIGHT).await?;
+        self.upload.wait_for_capacity(MAX_PARTS_IN_FLIGHT).await.map_err(|e| self.full.note(e.into()))?;
         self.upload.write(chunk);
         Ok(())
     }
@@ -218,7 +422,8 @@ impl ObjectWriter {
     }
 
     pub async fn finish(self) -> Result<StoredObject> {
-        self.upload.finish().await?;
+        self.upload.finish().await.map_err(|e| self.full.note(e.into()))?;
+        self.full.clear();
         Ok(StoredObject {
             key: self.key,
             digests: Digests {
@@ -242,7 +447,37 @@ impl From<object_store::Error> for Error {
     fn from(err: object_store::Error) -> Self {
         match err {
             object_store::Error::NotFound { path, .. } => Error::NotFound(format!("object {path} not found")),
+            other if crate::error::is_out_of_space(&other) => {
+                Error::StorageFull(format!("the object store has no space left: {other}"))
+            }
             other => Error::Internal(anyhow::Error::new(other).context("object store operation failed")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    #[tokio::test]
+    async fn the_digest_reads_no_faster_than_asked() -> crate::error::Result<()> {
+        let storage = super::Storage::from_url("memory://")?;
+        storage.put_bytes("images/a/b", vec![7; 1024 * 1024]).await?;
+        let started = Instant::now();
+        let (size, sha256) = storage.digest("images/a/b", 4 * 1024 * 1024).await?.unwrap_or_default();
+        assert!(started.elapsed() >= Duration::from_millis(240), "1 MiB at 4 MiB/s took {:?}", started.elapsed());
+        assert_eq!(size, 1024 * 1024);
+        assert_eq!(storage.digest("images/a/b", 0).await?, Some((size, sha256)));
+        assert_eq!(storage.digest("images/a/missing", 0).await?, None);
+        Ok(())
+    }
+
+    #[test]
+    fn staging_names_are_a_key_a_hash_and_digits() {
+        assert!(super::is_staging("0193a7c2#1"));
+        assert!(super::is_staging("upload#12"));
+        assert!(!super::is_staging("upload"));
+        assert!(!super::is_staging("upload#"));
+        assert!(!super::is_staging("upload#1a"));
     }
 }

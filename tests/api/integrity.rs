@@ -20,7 +20,7 @@ fn sha1_hex(bytes: &[u8]) -> String {
 }
 
 /// The seed catalog with a gzip procedure and a released 1.1.0 whose image is `image`.
-async fn gzip_catalog(app: &TestApp, image: Vec<u8>) -> String {
+pub(crate) async fn gzip_catalog(app: &TestApp, image: Vec<u8>) -> String {
     app.seed_catalog().await;
     app.post(
         "/api/v1/delivery-procedures",

@@ -20,5 +20,8 @@ mod outbox;
 mod people;
 mod process;
 mod races;
+mod scrub;
 mod sessions;
+mod storage_full;
+mod store_identity;
 mod timers;

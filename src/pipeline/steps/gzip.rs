@@ -42,7 +42,7 @@ impl Step for Gzip {
 
     fn run<'a>(&'a self, ctx: &'a Context<'a>, input: Output) -> BoxFuture<'a, Result<Output>> {
         Box::pin(async move {
-            let source = ctx.storage.reader(&input.key).await?;
+            let source = ctx.storage.reader(&input.key, &input.digests).await?;
             let level = Level::Precise(i32::try_from(self.level).unwrap_or(6));
             let mut encoder = GzipEncoder::with_quality(source, level);
             let mut writer = ctx.storage.writer(ctx.out_key, u64::MAX).await?;

@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::service::Hub;
 use crate::service::auth::Credentials;
 use crate::service::catalog::{self, named};
-use crate::service::{Actor, ListParams, Listing, resolve, twin};
+use crate::service::{Actor, ListParams, Listing, resolve, scrub, twin};
 use crate::storage::Blob;
 use crate::time;
 
@@ -205,6 +205,9 @@ pub async fn deliverable(hub: &Hub, auth: DownloadAuth, id: String) -> Result<Bl
                 (None, _) => {}
             }
             let st = state_of(&s)?;
+            if let Some(key) = &s.artifact_key {
+                scrub::refuse_quarantined(conn, key)?;
+            }
             let (Some(key), Some(sha256), Some(payload)) = (&s.artifact_key, &s.artifact_sha256, &s.payload) else {
                 return Err(Error::conflict(
                     "no_deliverable",
@@ -388,6 +391,9 @@ fn open_session(
         })
         .collect::<Result<Vec<_>>>()?;
     let chosen = selection::choose(&candidates, current, drafts, target).and_then(|i| pool.get(i));
+    if let Some(f) = chosen {
+        scrub::refuse_quarantined_image(conn, f)?;
+    }
     let initial = if chosen.is_some() { State::Ready } else { State::UpToDate };
 
     let session_id = uuid::Uuid::new_v4().to_string();
