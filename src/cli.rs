@@ -27,6 +27,9 @@ Configuration (built-in defaults < config file < environment):
   DEVICEHUB_LINK_TTL_SECS   lifetime of a download link                    [default: 3600]
   DEVICEHUB_DDI_DEFAULT_PRODUCT  product (handle) hawkBit's tenant DEFAULT stands for [default: none]
   DEVICEHUB_DDI_BODY_TIMEOUT_SECS  time a hawkBit device's request body may take  [default: 30]
+  DEVICEHUB_UI_IDLE_SECS    web UI session ends after this long idle       [default: 1800]
+  DEVICEHUB_UI_SESSION_MAX_SECS  and this long after signing in at the latest [default: 43200]
+  DEVICEHUB_UI_TRUST_FORWARDED_FOR  count failed sign-ins per X-Forwarded-For address [default: false]
   DEVICEHUB_TIMEOUT_<STATE> session lifetime per state, seconds (READY, UP_TO_DATE, QUEUED,
                             PROCESSING, CREATED, SUCCESS, FAIL, UNCONFIRMED) [ready: 900]
   RUST_LOG                  log filter                      [default: info]
@@ -78,6 +81,11 @@ pub enum AdminCommand {
         /// Product (id or handle) the role applies to; everywhere if absent.
         #[arg(long, requires = "role")]
         product: Option<String>,
+        /// Read a password for the web UI from the first line of standard input (set or
+        /// replaced; 10 to 256 characters). Not an argument, so it stays out of `ps` and
+        /// shell histories.
+        #[arg(long)]
+        password_stdin: bool,
     },
     /// Create an API token for a user and print it (shown only this once).
     CreateToken {
@@ -121,6 +129,8 @@ mod tests {
             Some(Command::Admin(AdminCommand::CreateUser { role: Some(Role::Maintainer), .. }))
         ));
         assert!(Cli::try_parse_from(["devicehub", "admin", "create-user", "x", "--role", "root"]).is_err());
+        let cli = Cli::try_parse_from(["devicehub", "admin", "create-user", "alice", "--password-stdin"])?;
+        assert!(matches!(cli.command, Some(Command::Admin(AdminCommand::CreateUser { password_stdin: true, .. }))));
         Ok(())
     }
 }

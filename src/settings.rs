@@ -20,6 +20,9 @@
 //! | `link_ttl_secs` | `DEVICEHUB_LINK_TTL_SECS` | `3600`: lifetime of a download link |
 //! | `ddi_default_product` | `DEVICEHUB_DDI_DEFAULT_PRODUCT` | none: the product (handle) hawkBit's tenant `DEFAULT` means |
 //! | `ddi_body_timeout_secs` | `DEVICEHUB_DDI_BODY_TIMEOUT_SECS` | `30`: how long a hawkBit device's request body may take to arrive (408 after) |
+//! | `ui_idle_secs` | `DEVICEHUB_UI_IDLE_SECS` | `1800`: a web UI session ends after this long without a request |
+//! | `ui_session_max_secs` | `DEVICEHUB_UI_SESSION_MAX_SECS` | `43200`: and at the latest this long after signing in |
+//! | `ui_trust_forwarded_for` | `DEVICEHUB_UI_TRUST_FORWARDED_FOR` | `false`: count failed sign-ins per `X-Forwarded-For` address (only behind a proxy that sets it) |
 //! | `timeout_<state>` | `DEVICEHUB_TIMEOUT_<STATE>` | per session state, seconds; see `domain::procedure::Timeouts` |
 //!
 //! The config file is `--config FILE` / `DEVICEHUB_CONFIG`, else `./devicehub.toml` when it
@@ -87,6 +90,13 @@ pub struct Settings {
     pub ddi_default_product: Option<String>,
     /// How long an authenticated DDI request's body may take to arrive, in seconds (408 after).
     pub ddi_body_timeout_secs: u64,
+    /// A web UI session ends after this many seconds without a request.
+    pub ui_idle_secs: u64,
+    /// A web UI session ends this many seconds after signing in, however busy.
+    pub ui_session_max_secs: u64,
+    /// Failed sign-ins are counted per client address; behind a reverse proxy that sets
+    /// `X-Forwarded-For`, the address is read from there.
+    pub ui_trust_forwarded_for: bool,
 }
 
 impl fmt::Debug for Settings {
@@ -111,6 +121,9 @@ impl fmt::Debug for Settings {
             .field("timeouts", &self.timeouts)
             .field("ddi_default_product", &self.ddi_default_product)
             .field("ddi_body_timeout_secs", &self.ddi_body_timeout_secs)
+            .field("ui_idle_secs", &self.ui_idle_secs)
+            .field("ui_session_max_secs", &self.ui_session_max_secs)
+            .field("ui_trust_forwarded_for", &self.ui_trust_forwarded_for)
             .finish()
     }
 }
@@ -155,6 +168,9 @@ struct RawSettings {
     timeout_unconfirmed: Option<u64>,
     ddi_default_product: Option<String>,
     ddi_body_timeout_secs: Option<u64>,
+    ui_idle_secs: Option<u64>,
+    ui_session_max_secs: Option<u64>,
+    ui_trust_forwarded_for: Option<bool>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -250,6 +266,9 @@ impl Settings {
             .or(Timeouts::server_defaults()),
             ddi_default_product: raw.ddi_default_product.filter(|s| !s.is_empty()),
             ddi_body_timeout_secs: raw.ddi_body_timeout_secs.unwrap_or(DEFAULT_DDI_BODY_TIMEOUT_SECS),
+            ui_idle_secs: raw.ui_idle_secs.unwrap_or(1800),
+            ui_session_max_secs: raw.ui_session_max_secs.unwrap_or(43_200),
+            ui_trust_forwarded_for: raw.ui_trust_forwarded_for.unwrap_or(false),
         };
         settings.validate()?;
         Ok(settings)
@@ -277,9 +296,11 @@ impl Settings {
             || self.poll_interval_ms == 0
             || self.link_ttl_secs == 0
             || self.ddi_body_timeout_secs == 0
+            || self.ui_idle_secs == 0
+            || self.ui_session_max_secs == 0
         {
             bail!(
-                "job_lease_secs, job_max_attempts, poll_interval_ms, link_ttl_secs and ddi_body_timeout_secs must be at least 1"
+                "job_lease_secs, job_max_attempts, poll_interval_ms, link_ttl_secs, ddi_body_timeout_secs, ui_idle_secs and ui_session_max_secs must be at least 1"
             );
         }
         self.timeouts.check().map_err(|e| anyhow::anyhow!("session timeouts: {e}"))?;

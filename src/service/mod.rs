@@ -12,10 +12,12 @@ pub mod hub;
 pub mod jobs;
 pub mod links;
 pub mod outbox;
+pub mod overview;
 pub mod people;
 pub mod pipeline;
 pub mod session;
 pub mod twin;
+pub mod web_sessions;
 
 pub use hub::Hub;
 
