@@ -183,6 +183,25 @@ pub async fn device_history(
     list(hub, actor, query).await
 }
 
+/// A session as lists show it, expired ones included (the admin UI's session page), for
+/// those who may see it.
+pub async fn entry(hub: &Hub, actor: &Actor, id: String) -> Result<HistoryEntry> {
+    let actor = actor.clone();
+    let hub_c = hub.clone();
+    hub.db
+        .run(move |conn| {
+            let s = engine::find_any(conn, &id)?;
+            require_visible(&actor, &s)?;
+            let (s, creator) = match s.expired_at {
+                Some(_) => db::session::find_with_creator(conn, &s.id)?
+                    .ok_or_else(|| Error::not_found(format!("firmware-update session {id:?}")))?,
+                None => engine::read_live(conn, &s.id)?,
+            };
+            HistoryEntry::of(&hub_c, s, creator)
+        })
+        .await
+}
+
 pub async fn events(hub: &Hub, actor: &Actor, id: String) -> Result<Vec<EventView>> {
     let actor = actor.clone();
     hub.db
