@@ -22,3 +22,4 @@ mod process;
 mod races;
 mod sessions;
 mod timers;
+mod ui;
