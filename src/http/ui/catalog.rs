@@ -9,8 +9,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{
-    Chrome, Echo, Form, HubData, Me, NoticeQuery, OrPage, Page, Posted, global, render_echo, see_other, writes_in,
-    writes_somewhere,
+    Chrome, Echo, Form, HubData, Me, NoticeQuery, OrPage, OrProblem, Page, Posted, global, render_echo, see_other,
+    writes_in, writes_somewhere,
 };
 use crate::domain::rights::Action;
 use crate::error::{Error, Result};
@@ -50,10 +50,6 @@ pub(super) fn routes() -> Vec<Route> {
 
 type Id = web::Path<String>;
 
-fn me(p: &Posted) -> Me {
-    super::SignedIn(p.signed.clone())
-}
-
 fn changed(base: &str, id: &str) -> actix_web::HttpResponse {
     see_other(&format!("{base}/{id}?notice=saved"))
 }
@@ -90,7 +86,7 @@ async fn create_product(hub: HubData, p: Posted) -> Page {
     let input = NewHandle { tid: p.form.text("tid"), name: p.form.text("name") };
     match svc::create_product(&hub, &p.signed.actor, input).await {
         Ok(v) => Ok(see_other(&format!("/ui/products/{}?notice=created", v.id))),
-        Err(e) => products_page(&hub, &me(&p), Echo::failed(&e, p.form)).await,
+        Err(e) => products_page(&hub, &p.me(), Echo::failed(&e, p.form)).await.or_problem(e, &p.signed),
     }
 }
 
@@ -153,7 +149,7 @@ async fn update_product(hub: HubData, p: Posted, id: Id) -> Page {
     };
     match result {
         Ok(v) => Ok(changed("/ui/products", &v.id)),
-        Err(e) => product_page(&hub, &me(&p), id, Echo::failed(&e, p.form)).await,
+        Err(e) => product_page(&hub, &p.me(), id, Echo::failed(&e, p.form)).await.or_problem(e, &p.signed),
     }
 }
 
@@ -161,7 +157,7 @@ async fn delete_product(hub: HubData, p: Posted, id: Id) -> Page {
     let id = id.into_inner();
     match svc::delete::<Product>(&hub, &p.signed.actor, id.clone()).await {
         Ok(()) => Ok(see_other("/ui/products?notice=deleted")),
-        Err(e) => product_page(&hub, &me(&p), id, Echo::failed(&e, p.form)).await,
+        Err(e) => product_page(&hub, &p.me(), id, Echo::failed(&e, p.form)).await.or_problem(e, &p.signed),
     }
 }
 
@@ -291,7 +287,7 @@ async fn handle_list<T: HandleFamily>(hub: HubData, me: Me, q: web::Query<Handle
 async fn create_handle<T: HandleFamily>(hub: HubData, p: Posted) -> Page {
     match T::create(&hub, &p.signed.actor, &p.form).await {
         Ok(v) => Ok(see_other(&format!("{}/{}?notice=created", T::BASE, v.id))),
-        Err(e) => handle_list_page::<T>(&hub, &me(&p), None, Echo::failed(&e, p.form)).await,
+        Err(e) => handle_list_page::<T>(&hub, &p.me(), None, Echo::failed(&e, p.form)).await.or_problem(e, &p.signed),
     }
 }
 
@@ -338,7 +334,7 @@ async fn update_handle<T: HandleFamily>(hub: HubData, p: Posted, id: Id) -> Page
     let input = HandleUpdate { tid: p.form.opt("tid"), name: p.form.opt("name") };
     match svc::update::<T>(&hub, &p.signed.actor, id.clone(), input).await {
         Ok(v) => Ok(changed(T::BASE, &v.id)),
-        Err(e) => handle_page::<T>(&hub, &me(&p), id, Echo::failed(&e, p.form)).await,
+        Err(e) => handle_page::<T>(&hub, &p.me(), id, Echo::failed(&e, p.form)).await.or_problem(e, &p.signed),
     }
 }
 
@@ -346,7 +342,7 @@ async fn delete_handle<T: HandleFamily>(hub: HubData, p: Posted, id: Id) -> Page
     let id = id.into_inner();
     match svc::delete::<T>(&hub, &p.signed.actor, id.clone()).await {
         Ok(()) => Ok(see_other(&format!("{}?notice=deleted", T::BASE))),
-        Err(e) => handle_page::<T>(&hub, &me(&p), id, Echo::failed(&e, p.form)).await,
+        Err(e) => handle_page::<T>(&hub, &p.me(), id, Echo::failed(&e, p.form)).await.or_problem(e, &p.signed),
     }
 }
 
@@ -418,7 +414,7 @@ async fn create_procedure(hub: HubData, p: Posted) -> Page {
     };
     match result {
         Ok(v) => Ok(see_other(&format!("/ui/delivery-procedures/{}?notice=created", v.id))),
-        Err(e) => procedures_page(&hub, &me(&p), Echo::failed(&e, p.form)).await,
+        Err(e) => procedures_page(&hub, &p.me(), Echo::failed(&e, p.form)).await.or_problem(e, &p.signed),
     }
 }
 
@@ -479,7 +475,7 @@ async fn update_procedure(hub: HubData, p: Posted, id: Id) -> Page {
     };
     match result {
         Ok(v) => Ok(changed("/ui/delivery-procedures", &v.id)),
-        Err(e) => procedure_page(&hub, &me(&p), id, Echo::failed(&e, p.form)).await,
+        Err(e) => procedure_page(&hub, &p.me(), id, Echo::failed(&e, p.form)).await.or_problem(e, &p.signed),
     }
 }
 
@@ -487,6 +483,6 @@ async fn delete_procedure(hub: HubData, p: Posted, id: Id) -> Page {
     let id = id.into_inner();
     match svc::delete::<DeliveryProcedure>(&hub, &p.signed.actor, id.clone()).await {
         Ok(()) => Ok(see_other("/ui/delivery-procedures?notice=deleted")),
-        Err(e) => procedure_page(&hub, &me(&p), id, Echo::failed(&e, p.form)).await,
+        Err(e) => procedure_page(&hub, &p.me(), id, Echo::failed(&e, p.form)).await.or_problem(e, &p.signed),
     }
 }

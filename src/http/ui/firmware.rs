@@ -10,12 +10,12 @@ use serde_json::{Map, Value};
 
 use super::fleet::{SessionRow, session_rows};
 use super::{
-    Chrome, Echo, Form, HubData, Me, Names, NoticeQuery, OrPage, Page, Posted, render_echo, see_other, when, writes_in,
-    writes_somewhere,
+    Chrome, Echo, Form, HubData, Me, Names, NoticeQuery, OrPage, OrProblem, Page, Posted, render_echo, see_other, when,
+    writes_in, writes_somewhere,
 };
 use crate::error::{Error, Result};
 use crate::http::routes::{Handler, Route};
-use crate::http::web_session::{SignedIn, check_csrf, csrf_header};
+use crate::http::web_session::{check_csrf, csrf_header};
 use crate::service::assignments::{self, AssignRequest, Window};
 use crate::service::catalog::{self as cat, ProcedureQuery, ProcedureView};
 use crate::service::firmware::{self as svc, FirmwareQuery, FirmwareUpdate, FirmwareView, NewFirmware, UploadOptions};
@@ -37,10 +37,6 @@ pub(super) fn routes() -> Vec<Route> {
 }
 
 type Id = web::Path<String>;
-
-fn me(p: &Posted) -> Me {
-    SignedIn(p.signed.clone())
-}
 
 #[derive(Debug, Default, Deserialize)]
 pub struct Filter {
@@ -108,7 +104,7 @@ async fn create(hub: HubData, p: Posted) -> Page {
     let input = NewFirmware { model: f.text("model"), version: f.text("version"), channels: f.all("channels") };
     match svc::create(&hub, &p.signed.actor, input).await {
         Ok(v) => Ok(see_other(&format!("/ui/firmware/{}?notice=created", v.id))),
-        Err(e) => list_page(&hub, &me(&p), Filter::default(), Echo::failed(&e, p.form)).await,
+        Err(e) => list_page(&hub, &p.me(), Filter::default(), Echo::failed(&e, p.form)).await.or_problem(e, &p.signed),
     }
 }
 
@@ -188,7 +184,7 @@ async fn update(hub: HubData, p: Posted, id: Id) -> Page {
     let id = id.into_inner();
     match svc::update(&hub, &p.signed.actor, id.clone(), input).await {
         Ok(v) => Ok(see_other(&format!("/ui/firmware/{}?notice=saved", v.id))),
-        Err(e) => firmware_page(&hub, &me(&p), id, Echo::failed(&e, p.form)).await,
+        Err(e) => firmware_page(&hub, &p.me(), id, Echo::failed(&e, p.form)).await.or_problem(e, &p.signed),
     }
 }
 
@@ -196,7 +192,7 @@ async fn delete(hub: HubData, p: Posted, id: Id) -> Page {
     let id = id.into_inner();
     match svc::delete(&hub, &p.signed.actor, id.clone()).await {
         Ok(()) => Ok(see_other("/ui/firmware?notice=deleted")),
-        Err(e) => firmware_page(&hub, &me(&p), id, Echo::failed(&e, p.form)).await,
+        Err(e) => firmware_page(&hub, &p.me(), id, Echo::failed(&e, p.form)).await.or_problem(e, &p.signed),
     }
 }
 
@@ -204,7 +200,7 @@ async fn release(hub: HubData, p: Posted, id: Id) -> Page {
     let id = id.into_inner();
     match svc::release(&hub, &p.signed.actor, id.clone()).await {
         Ok(v) => Ok(see_other(&format!("/ui/firmware/{}?notice=released", v.id))),
-        Err(e) => firmware_page(&hub, &me(&p), id, Echo::failed(&e, p.form)).await,
+        Err(e) => firmware_page(&hub, &p.me(), id, Echo::failed(&e, p.form)).await.or_problem(e, &p.signed),
     }
 }
 
@@ -284,7 +280,7 @@ async fn assign(hub: HubData, p: Posted, id: Id) -> Page {
     };
     match result {
         Ok(_) => Ok(see_other(&format!("/ui/firmware/{id}?notice=assigned#progress"))),
-        Err(e) => firmware_page(&hub, &me(&p), id, Echo::failed(&e, p.form)).await,
+        Err(e) => firmware_page(&hub, &p.me(), id, Echo::failed(&e, p.form)).await.or_problem(e, &p.signed),
     }
 }
 

@@ -10,8 +10,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::{
-    Chrome, Echo, HubData, Me, Names, NoticeQuery, OrPage, Page, Posted, render_echo, see_other, when, writes_in,
-    writes_somewhere,
+    Chrome, Echo, HubData, Me, Names, NoticeQuery, OrPage, OrProblem, Page, Posted, render_echo, see_other, when,
+    writes_in, writes_somewhere,
 };
 use crate::error::{Error, Result};
 use crate::http::routes::{Handler, Route};
@@ -215,7 +215,7 @@ fn parse_attributes(text: &str) -> Result<Map<String, Value>> {
 }
 
 async fn create_device(hub: HubData, p: Posted) -> Page {
-    let me = super::SignedIn(p.signed.clone());
+    let me = p.me();
     let f = &p.form;
     let input = parse_attributes(f.get("attributes")).map(|attributes| NewDevice {
         device_id: f.text("device_id"),
@@ -233,7 +233,9 @@ async fn create_device(hub: HubData, p: Posted) -> Page {
     match created {
         // the target token is shown on this answer only
         Ok(view) => device_page(&hub, &me, view.id.clone(), Some(view), Echo::default()).await,
-        Err(e) => devices_page(&hub, &me, DeviceFilter::default(), Echo::failed(&e, p.form)).await,
+        Err(e) => {
+            devices_page(&hub, &me, DeviceFilter::default(), Echo::failed(&e, p.form)).await.or_problem(e, &p.signed)
+        }
     }
 }
 
@@ -322,7 +324,7 @@ async fn update_device(hub: HubData, p: Posted, id: web::Path<String>) -> Page {
     };
     match result {
         Ok(d) => Ok(see_other(&format!("/ui/devices/{}?notice=saved", d.id))),
-        Err(e) => device_page(&hub, &super::SignedIn(p.signed), id, None, Echo::failed(&e, p.form)).await,
+        Err(e) => device_page(&hub, &p.me(), id, None, Echo::failed(&e, p.form)).await.or_problem(e, &p.signed),
     }
 }
 
@@ -330,16 +332,16 @@ async fn delete_device(hub: HubData, p: Posted, id: web::Path<String>) -> Page {
     let id = id.into_inner();
     match devices_svc::delete(&hub, &p.signed.actor, id.clone()).await {
         Ok(()) => Ok(see_other("/ui/devices?notice=deleted")),
-        Err(e) => device_page(&hub, &super::SignedIn(p.signed), id, None, Echo::failed(&e, p.form)).await,
+        Err(e) => device_page(&hub, &p.me(), id, None, Echo::failed(&e, p.form)).await.or_problem(e, &p.signed),
     }
 }
 
 async fn rotate_token(hub: HubData, p: Posted, id: web::Path<String>) -> Page {
-    let me = super::SignedIn(p.signed.clone());
+    let me = p.me();
     let id = id.into_inner();
     match devices_svc::rotate_target_token(&hub, &p.signed.actor, id.clone()).await {
         Ok(d) => device_page(&hub, &me, id, Some(d), Echo::default()).await,
-        Err(e) => device_page(&hub, &me, id, None, Echo::failed(&e, p.form)).await,
+        Err(e) => device_page(&hub, &me, id, None, Echo::failed(&e, p.form)).await.or_problem(e, &p.signed),
     }
 }
 
@@ -499,6 +501,6 @@ async fn cancel_session(hub: HubData, p: Posted, id: web::Path<String>) -> Page 
     let id = id.into_inner();
     match crate::service::assignments::cancel(&hub, &p.signed.actor, id.clone()).await {
         Ok(_) => Ok(see_other(&format!("/ui/sessions/{id}?notice=canceled"))),
-        Err(e) => session_page(&hub, &super::SignedIn(p.signed), id, Echo::failed(&e, p.form)).await,
+        Err(e) => session_page(&hub, &p.me(), id, Echo::failed(&e, p.form)).await.or_problem(e, &p.signed),
     }
 }

@@ -74,6 +74,13 @@ pub struct Posted {
     pub form: Form,
 }
 
+impl Posted {
+    /// The browser, for rendering a page after the change.
+    pub fn me(&self) -> SignedIn {
+        SignedIn(self.signed.clone())
+    }
+}
+
 impl FromRequest for Posted {
     type Error = actix_web::Error;
     type Future = Pin<Box<dyn Future<Output = Result<Posted, actix_web::Error>>>>;

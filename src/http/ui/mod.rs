@@ -276,8 +276,8 @@ impl ResponseError for UiError {
     fn error_response(&self) -> HttpResponse {
         let problem = Problem::of(&self.error);
         let chrome = self.signed.as_ref().map_or_else(Chrome::anonymous, |s| Chrome::new(s, ""));
-        let page = ErrorPage { chrome, problem };
-        render(self.status_code(), &page)
+        let echo = Echo { notice: None, problem: Some(problem.clone()), form: Form::default() };
+        render_echo(&echo, &ErrorPage { chrome, problem })
     }
 }
 
@@ -292,6 +292,18 @@ impl<T> OrPage<T> for Result<T, Error> {
     }
 }
 
+/// After a refused change, the page with the problem on it; and when the caller may not even
+/// see that page, the problem alone (with the change's own answer, not the page's).
+pub trait OrProblem {
+    fn or_problem(self, e: Error, s: &Signed) -> Page;
+}
+
+impl OrProblem for Page {
+    fn or_problem(self, error: Error, s: &Signed) -> Page {
+        self.or_else(|_| Err(UiError { signed: Some(Box::new(s.clone())), error }))
+    }
+}
+
 impl From<Error> for UiError {
     fn from(error: Error) -> UiError {
         UiError { signed: None, error }
@@ -300,16 +312,11 @@ impl From<Error> for UiError {
 
 pub type Page = Result<HttpResponse, UiError>;
 
-/// Renders a template with a status; a problem on the page also goes into a header.
+/// Renders a template with a status.
 pub fn render<T: Template>(status: StatusCode, page: &T) -> HttpResponse {
     match page.render() {
         Ok(body) => {
-            let mut r = HttpResponse::build(status);
-            r.insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"));
-            if let Some(code) = error_code_of_status(status) {
-                r.insert_header(("x-devicehub-error", code));
-            }
-            r.body(body)
+            HttpResponse::build(status).insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8")).body(body)
         }
         Err(e) => {
             tracing::error!(error = %e, "rendering a page failed");
@@ -318,19 +325,8 @@ pub fn render<T: Template>(status: StatusCode, page: &T) -> HttpResponse {
     }
 }
 
-fn error_code_of_status(status: StatusCode) -> Option<&'static str> {
-    (!status.is_success()).then_some(match status.as_u16() {
-        401 => "unauthorized",
-        403 => "forbidden",
-        404 => "not_found",
-        409 => "conflict",
-        422 => "unprocessable",
-        429 => "too_many_requests",
-        _ => "error",
-    })
-}
-
-/// Renders a page with an [`Echo`]'s status and puts the precise code in the header.
+/// Renders a page with an [`Echo`]'s status; a problem's stable code also goes into the
+/// `X-Devicehub-Error` header (for scripts and tests).
 pub fn render_echo<T: Template>(echo: &Echo, page: &T) -> HttpResponse {
     let mut r = render(echo.status(), page);
     if let Some(p) = &echo.problem

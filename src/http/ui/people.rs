@@ -7,7 +7,8 @@ use actix_web::web;
 use askama::Template;
 
 use super::{
-    Chrome, Echo, Form, HubData, Me, Names, NoticeQuery, OrPage, Page, Posted, global, render_echo, see_other,
+    Chrome, Echo, Form, HubData, Me, Names, NoticeQuery, OrPage, OrProblem, Page, Posted, global, render_echo,
+    see_other,
 };
 use crate::domain::rights::{Action, Role};
 use crate::http::routes::{Handler, Route};
@@ -34,10 +35,6 @@ pub(super) fn routes() -> Vec<Route> {
 }
 
 type Id = web::Path<String>;
-
-fn me(p: &Posted) -> Me {
-    super::SignedIn(p.signed.clone())
-}
 
 /// `me` names the signed-in user, as in the API.
 fn user_ref(actor: &Actor, raw: String) -> String {
@@ -80,7 +77,7 @@ async fn create_user(hub: HubData, p: Posted) -> Page {
     };
     match result {
         Ok(u) => Ok(see_other(&format!("/ui/users/{}?notice=created", u.id))),
-        Err(e) => users_page(&hub, &me(&p), Echo::failed(&e, p.form)).await,
+        Err(e) => users_page(&hub, &p.me(), Echo::failed(&e, p.form)).await.or_problem(e, &p.signed),
     }
 }
 
@@ -161,7 +158,7 @@ async fn update_user(hub: HubData, p: Posted, id: Id) -> Page {
     };
     match result {
         Ok(u) => Ok(see_other(&format!("/ui/users/{}?notice=saved", u.id))),
-        Err(e) => user_page(&hub, &me(&p), id, None, Echo::failed(&e, p.form)).await,
+        Err(e) => user_page(&hub, &p.me(), id, None, Echo::failed(&e, p.form)).await.or_problem(e, &p.signed),
     }
 }
 
@@ -169,7 +166,7 @@ async fn delete_user(hub: HubData, p: Posted, id: Id) -> Page {
     let id = user_ref(&p.signed.actor, id.into_inner());
     match svc::delete_user(&hub, &p.signed.actor, id.clone()).await {
         Ok(()) => Ok(see_other("/ui/users?notice=deleted")),
-        Err(e) => user_page(&hub, &me(&p), id, None, Echo::failed(&e, p.form)).await,
+        Err(e) => user_page(&hub, &p.me(), id, None, Echo::failed(&e, p.form)).await.or_problem(e, &p.signed),
     }
 }
 
@@ -181,7 +178,7 @@ async fn set_password(hub: HubData, p: Posted, id: Id) -> Page {
     match svc::set_password(&hub, &p.signed.actor, id.clone(), input, keep).await {
         Ok(()) => Ok(see_other(&format!("/ui/users/{id}?notice=password"))),
         // the typed passwords are not shown again
-        Err(e) => user_page(&hub, &me(&p), id, None, Echo::failed(&e, Form::default())).await,
+        Err(e) => user_page(&hub, &p.me(), id, None, Echo::failed(&e, Form::default())).await.or_problem(e, &p.signed),
     }
 }
 
@@ -190,8 +187,8 @@ async fn create_token(hub: HubData, p: Posted, id: Id) -> Page {
     let input = NewToken { name: p.form.text("name"), expires_at: p.form.opt("expires_at") };
     match svc::create_token(&hub, &p.signed.actor, id.clone(), input).await {
         // the secret is shown on this answer only
-        Ok(t) => user_page(&hub, &me(&p), id, t.token, Echo::default()).await,
-        Err(e) => user_page(&hub, &me(&p), id, None, Echo::failed(&e, p.form)).await,
+        Ok(t) => user_page(&hub, &p.me(), id, t.token, Echo::default()).await,
+        Err(e) => user_page(&hub, &p.me(), id, None, Echo::failed(&e, p.form)).await.or_problem(e, &p.signed),
     }
 }
 
@@ -200,7 +197,7 @@ async fn revoke_token(hub: HubData, p: Posted, path: web::Path<(String, String)>
     let user = user_ref(&p.signed.actor, user);
     match svc::revoke_token(&hub, &p.signed.actor, user.clone(), token).await {
         Ok(()) => Ok(see_other(&format!("/ui/users/{user}?notice=revoked"))),
-        Err(e) => user_page(&hub, &me(&p), user, None, Echo::failed(&e, p.form)).await,
+        Err(e) => user_page(&hub, &p.me(), user, None, Echo::failed(&e, p.form)).await.or_problem(e, &p.signed),
     }
 }
 
@@ -260,13 +257,13 @@ async fn create_grant(hub: HubData, p: Posted) -> Page {
     let input = NewGrant { user: f.text("user"), product: f.opt("product"), role: f.text("role") };
     match svc::create_grant(&hub, &p.signed.actor, input).await {
         Ok(_) => Ok(see_other("/ui/grants?notice=created")),
-        Err(e) => grants_page(&hub, &me(&p), Echo::failed(&e, p.form)).await,
+        Err(e) => grants_page(&hub, &p.me(), Echo::failed(&e, p.form)).await.or_problem(e, &p.signed),
     }
 }
 
 async fn delete_grant(hub: HubData, p: Posted, id: Id) -> Page {
     match svc::delete_grant(&hub, &p.signed.actor, id.into_inner()).await {
         Ok(()) => Ok(see_other("/ui/grants?notice=deleted")),
-        Err(e) => grants_page(&hub, &me(&p), Echo::failed(&e, p.form)).await,
+        Err(e) => grants_page(&hub, &p.me(), Echo::failed(&e, p.form)).await.or_problem(e, &p.signed),
     }
 }
