@@ -300,7 +300,7 @@ pub trait OrProblem {
 
 impl OrProblem for Page {
     fn or_problem(self, error: Error, s: &Signed) -> Page {
-        self.or_else(|_| Err(UiError { signed: Some(Box::new(s.clone())), error }))
+        self.map_err(|_| UiError { signed: Some(Box::new(s.clone())), error })
     }
 }
 
