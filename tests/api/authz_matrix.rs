@@ -1028,7 +1028,7 @@ async fn ui_matrix(app: &TestApp, w: &World, n: &mut usize, failures: &mut Vec<S
                 let (cookie, csrf) = match browser {
                     Some(b) => (Some(b.cookie.clone()), b.csrf.clone()),
                     // not signed in; half of these calls bring a cookie that names no session
-                    None if *n % 2 == 0 => (Some("dh_session=dh_not_a_session".to_owned()), "x".to_owned()),
+                    None if n.is_multiple_of(2) => (Some("dh_session=dh_not_a_session".to_owned()), "x".to_owned()),
                     None => (None, String::new()),
                 };
                 let (status, code, location) =
