@@ -59,7 +59,7 @@
         var body = {};
         try { body = JSON.parse(xhr.responseText); } catch (e) { body = {}; }
         if (xhr.status === 200) {
-          show(100, "100 %: uploaded " + body.size + " bytes, SHA-256 " + body.sha256 + ". Reload the page to release it.");
+          show(100, "100 %: uploaded " + body.size + " bytes, SHA-256 " + body.sha256 + ". Reload the page to see it.");
           upload.setAttribute("data-done", "1");
         } else {
           show(0, "Not uploaded: " + (body.detail || ("the server answered " + xhr.status)));

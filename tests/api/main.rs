@@ -7,6 +7,7 @@ mod helpers;
 
 mod authz;
 mod authz_matrix;
+mod browser;
 mod catalog;
 mod ddi;
 mod devices;
@@ -23,3 +24,4 @@ mod races;
 mod sessions;
 mod timers;
 mod ui;
+mod webdriver;
