@@ -23,7 +23,7 @@ use crate::service::catalog::{
 use crate::service::{Actor, Hub, ListParams};
 
 pub(super) fn routes() -> Vec<Route> {
-    let r = |method, path, handler: Handler| Route::new("ui", "", method, path, handler);
+    let r = super::route;
     let mut all = vec![
         r(Method::GET, "/products", |r| r.to(products)),
         r(Method::POST, "/products", |r| r.to(create_product)),
@@ -143,10 +143,8 @@ fn product_update(f: &Form) -> Result<ProductUpdate> {
 
 async fn update_product(hub: HubData, p: Posted, id: Id) -> Page {
     let id = id.into_inner();
-    let result = match product_update(&p.form) {
-        Ok(input) => svc::update::<Product>(&hub, &p.signed.actor, id.clone(), input).await,
-        Err(e) => Err(e),
-    };
+    let result =
+        async { svc::update::<Product>(&hub, &p.signed.actor, id.clone(), product_update(&p.form)?).await }.await;
     match result {
         Ok(v) => Ok(changed("/ui/products", &v.id)),
         Err(e) => product_page(&hub, &p.me(), id, Echo::failed(&e, p.form)).await.or_problem(e, &p.signed),
@@ -408,10 +406,7 @@ async fn create_procedure(hub: HubData, p: Posted) -> Page {
             timeouts: json_field(f, "timeouts")?.unwrap_or_else(|| Value::Object(serde_json::Map::new())),
         })
     })();
-    let result = match input {
-        Ok(input) => svc::create_procedure(&hub, &p.signed.actor, input).await,
-        Err(e) => Err(e),
-    };
+    let result = async { svc::create_procedure(&hub, &p.signed.actor, input?).await }.await;
     match result {
         Ok(v) => Ok(see_other(&format!("/ui/delivery-procedures/{}?notice=created", v.id))),
         Err(e) => procedures_page(&hub, &p.me(), Echo::failed(&e, p.form)).await.or_problem(e, &p.signed),
@@ -469,10 +464,7 @@ async fn update_procedure(hub: HubData, p: Posted, id: Id) -> Page {
         })
     })();
     let id = id.into_inner();
-    let result = match input {
-        Ok(input) => svc::update::<DeliveryProcedure>(&hub, &p.signed.actor, id.clone(), input).await,
-        Err(e) => Err(e),
-    };
+    let result = async { svc::update::<DeliveryProcedure>(&hub, &p.signed.actor, id.clone(), input?).await }.await;
     match result {
         Ok(v) => Ok(changed("/ui/delivery-procedures", &v.id)),
         Err(e) => procedure_page(&hub, &p.me(), id, Echo::failed(&e, p.form)).await.or_problem(e, &p.signed),

@@ -6,15 +6,15 @@ use actix_web::http::{Method, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
-use serde_json::{Map, Value};
 
 use super::fleet::{SessionRow, session_rows};
+use super::forms::key_values;
 use super::{
-    Chrome, Echo, Form, HubData, Me, Names, NoticeQuery, OrPage, OrProblem, Page, Posted, render_echo, see_other, when,
-    writes_in, writes_somewhere,
+    Chrome, Echo, Form, HubData, Me, Names, NoticeQuery, OrPage, OrProblem, Page, Posted, blank, render_echo,
+    see_other, when, writes_in, writes_somewhere,
 };
 use crate::error::{Error, Result};
-use crate::http::routes::{Handler, Route};
+use crate::http::routes::Route;
 use crate::http::web_session::{check_csrf, csrf_header};
 use crate::service::assignments::{self, AssignRequest, Window};
 use crate::service::catalog::{self as cat, ProcedureQuery, ProcedureView};
@@ -23,7 +23,7 @@ use crate::service::session::request::{self as sessions_svc, SessionQuery};
 use crate::service::{Hub, ListParams, overview};
 
 pub(super) fn routes() -> Vec<Route> {
-    let r = |method, path, handler: Handler| Route::new("ui", "", method, path, handler);
+    let r = super::route;
     vec![
         r(Method::GET, "/firmware", |r| r.to(list)),
         r(Method::POST, "/firmware", |r| r.to(create)),
@@ -45,10 +45,6 @@ pub struct Filter {
     state: Option<String>,
     version: Option<String>,
     notice: Option<String>,
-}
-
-fn blank(v: &Option<String>) -> Option<String> {
-    v.as_ref().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
 }
 
 #[derive(Template)]
@@ -244,19 +240,7 @@ fn utc_time(raw: &str) -> String {
 }
 
 fn assign_request(f: &Form) -> Result<AssignRequest> {
-    let attributes = match f.opt("attributes") {
-        Some(text) => {
-            let mut map = Map::new();
-            for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
-                let (k, v) = line
-                    .split_once('=')
-                    .ok_or_else(|| Error::invalid(format!("attributes: {line:?} is not key=value (one per line)")))?;
-                map.insert(k.trim().to_owned(), Value::String(v.trim().to_owned()));
-            }
-            Some(map)
-        }
-        None => None,
-    };
+    let attributes = f.opt("attributes").map(|text| key_values("attributes", &text)).transpose()?;
     let maintenance_window = match (f.opt("window_start"), f.opt("window_end")) {
         (None, None) => None,
         (Some(start), Some(end)) => Some(Window { start: utc_time(&start), end: utc_time(&end) }),
@@ -274,10 +258,7 @@ fn assign_request(f: &Form) -> Result<AssignRequest> {
 
 async fn assign(hub: HubData, p: Posted, id: Id) -> Page {
     let id = id.into_inner();
-    let result = match assign_request(&p.form) {
-        Ok(input) => assignments::assign(&hub, &p.signed.actor, id.clone(), input).await,
-        Err(e) => Err(e),
-    };
+    let result = async { assignments::assign(&hub, &p.signed.actor, id.clone(), assign_request(&p.form)?).await }.await;
     match result {
         Ok(_) => Ok(see_other(&format!("/ui/firmware/{id}?notice=assigned#progress"))),
         Err(e) => firmware_page(&hub, &p.me(), id, Echo::failed(&e, p.form)).await.or_problem(e, &p.signed),

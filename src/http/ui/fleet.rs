@@ -7,14 +7,15 @@ use actix_web::http::Method;
 use actix_web::web;
 use askama::Template;
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
+use super::forms::key_values;
 use super::{
-    Chrome, Echo, HubData, Me, Names, NoticeQuery, OrPage, OrProblem, Page, Posted, render_echo, see_other, when,
-    writes_in, writes_somewhere,
+    Chrome, Echo, HubData, Me, Names, NoticeQuery, OrPage, OrProblem, Page, Posted, blank, render_echo, see_other,
+    when, writes_in, writes_somewhere,
 };
 use crate::error::{Error, Result};
-use crate::http::routes::{Handler, Route};
+use crate::http::routes::Route;
 use crate::service::devices::{self as devices_svc, DeviceQuery, DeviceUpdate, DeviceView, NewDevice};
 use crate::service::firmware::{self as firmware_svc, FirmwareQuery};
 use crate::service::session::request::{self as sessions_svc, SessionQuery};
@@ -22,7 +23,7 @@ use crate::service::session::views::{EventView, HistoryEntry};
 use crate::service::{Actor, Hub, ListParams};
 
 pub(super) fn routes() -> Vec<Route> {
-    let r = |method, path, handler: Handler| Route::new("ui", "", method, path, handler);
+    let r = super::route;
     vec![
         r(Method::GET, "/devices", |r| r.to(devices)),
         r(Method::POST, "/devices", |r| r.to(create_device)),
@@ -141,10 +142,6 @@ struct DevicesPage {
     previous: Option<String>,
 }
 
-fn blank(v: &Option<String>) -> Option<String> {
-    v.as_ref().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
-}
-
 /// `?offset=` links that keep the other filters.
 fn paging(base: &str, pairs: &[(&str, Option<String>)], offset: i64, total: i64) -> (Option<String>, Option<String>) {
     let link = |o: i64| {
@@ -202,22 +199,10 @@ async fn devices(hub: HubData, me: Me, filter: web::Query<DeviceFilter>) -> Page
     devices_page(&hub, &me, filter, echo).await
 }
 
-/// Attributes typed as `key=value` lines.
-fn parse_attributes(text: &str) -> Result<Map<String, Value>> {
-    let mut map = Map::new();
-    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        let (k, v) = line
-            .split_once('=')
-            .ok_or_else(|| Error::invalid(format!("attributes: {line:?} is not key=value (one per line)")))?;
-        map.insert(k.trim().to_owned(), Value::String(v.trim().to_owned()));
-    }
-    Ok(map)
-}
-
 async fn create_device(hub: HubData, p: Posted) -> Page {
     let me = p.me();
     let f = &p.form;
-    let input = parse_attributes(f.get("attributes")).map(|attributes| NewDevice {
+    let input = key_values("attributes", f.get("attributes")).map(|attributes| NewDevice {
         device_id: f.text("device_id"),
         product: f.opt("product"),
         model: f.opt("model"),
@@ -226,10 +211,7 @@ async fn create_device(hub: HubData, p: Posted) -> Page {
         attributes,
         installed_version: f.opt("installed_version"),
     });
-    let created = match input {
-        Ok(input) => devices_svc::create(&hub, &p.signed.actor, input).await,
-        Err(e) => Err(e),
-    };
+    let created = async { devices_svc::create(&hub, &p.signed.actor, input?).await }.await;
     match created {
         // the target token is shown on this answer only
         Ok(view) => device_page(&hub, &me, view.id.clone(), Some(view), Echo::default()).await,
@@ -308,20 +290,15 @@ fn clearable(f: &super::Form, name: &str) -> Option<Option<String>> {
 
 async fn update_device(hub: HubData, p: Posted, id: web::Path<String>) -> Page {
     let f = &p.form;
-    let input = match f.has("attributes").then(|| parse_attributes(f.get("attributes"))).transpose() {
-        Ok(attributes) => Ok(DeviceUpdate {
-            name: clearable(f, "name"),
-            model: clearable(f, "model"),
-            channel: clearable(f, "channel"),
-            attributes,
-        }),
-        Err(e) => Err(e),
-    };
+    let attributes = f.has("attributes").then(|| key_values("attributes", f.get("attributes"))).transpose();
+    let input = attributes.map(|attributes| DeviceUpdate {
+        name: clearable(f, "name"),
+        model: clearable(f, "model"),
+        channel: clearable(f, "channel"),
+        attributes,
+    });
     let id = id.into_inner();
-    let result = match input {
-        Ok(input) => devices_svc::update(&hub, &p.signed.actor, id.clone(), input).await,
-        Err(e) => Err(e),
-    };
+    let result = async { devices_svc::update(&hub, &p.signed.actor, id.clone(), input?).await }.await;
     match result {
         Ok(d) => Ok(see_other(&format!("/ui/devices/{}?notice=saved", d.id))),
         Err(e) => device_page(&hub, &p.me(), id, None, Echo::failed(&e, p.form)).await.or_problem(e, &p.signed),

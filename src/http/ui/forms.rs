@@ -6,6 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use serde_json::{Map, Value};
 
 use crate::error::Error;
 use crate::http::web_session::{SignedIn, check_csrf};
@@ -66,6 +67,18 @@ impl Form {
     pub fn chose(&self, name: &str, value: &str) -> bool {
         self.0.iter().any(|(k, v)| k == name && v == value)
     }
+}
+
+/// `key=value` lines (device attributes, an assignment's attribute filter) as a JSON object.
+pub fn key_values(field: &str, text: &str) -> Result<Map<String, Value>, Error> {
+    let mut map = Map::new();
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let (k, v) = line
+            .split_once('=')
+            .ok_or_else(|| Error::invalid(format!("{field}: {line:?} is not key=value (one per line)")))?;
+        map.insert(k.trim().to_owned(), Value::String(v.trim().to_owned()));
+    }
+    Ok(map)
 }
 
 /// A posted form of a signed-in browser whose CSRF token matched.

@@ -41,9 +41,14 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
 
 type HubData = web::Data<Hub>;
 
+/// A UI route, relative to `/ui` (one family, mounted at the top of the UI's scope).
+fn route(method: Method, path: &'static str, handler: Handler) -> Route {
+    Route::new("ui", "", method, path, handler)
+}
+
 /// The UI's routes, relative to `/ui`.
 pub fn routes() -> Vec<Route> {
-    let r = |method, path, handler: Handler| Route::new("ui", "", method, path, handler);
+    let r = route;
     let mut all = vec![
         r(Method::GET, "/static/{file}", |r| r.to(static_file)),
         r(Method::GET, "/sign-in", |r| r.to(overview::sign_in_page)),
@@ -411,6 +416,11 @@ pub fn writes_somewhere(actor: &Actor) -> bool {
 
 pub fn global(actor: &Actor, action: Action) -> bool {
     actor.can(action, Scope::Global)
+}
+
+/// A query or form value, trimmed; `None` when blank.
+pub fn blank(v: &Option<String>) -> Option<String> {
+    v.as_ref().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
 }
 
 /// A time as people read it (UTC).

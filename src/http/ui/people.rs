@@ -11,14 +11,14 @@ use super::{
     see_other,
 };
 use crate::domain::rights::{Action, Role};
-use crate::http::routes::{Handler, Route};
+use crate::http::routes::Route;
 use crate::service::people::{
     self as svc, GrantQuery, GrantView, NewGrant, NewPassword, NewToken, NewUser, TokenView, UserUpdate, UserView,
 };
 use crate::service::{Actor, Hub, ListParams};
 
 pub(super) fn routes() -> Vec<Route> {
-    let r = |method, path, handler: Handler| Route::new("ui", "", method, path, handler);
+    let r = super::route;
     vec![
         r(Method::GET, "/users", |r| r.to(users)),
         r(Method::POST, "/users", |r| r.to(create_user)),
@@ -71,10 +71,7 @@ async fn create_user(hub: HubData, p: Posted) -> Page {
         active: active.unwrap_or(true),
         password: f.opt("password"),
     });
-    let result = match input {
-        Ok(input) => svc::create_user(&hub, &p.signed.actor, input).await,
-        Err(e) => Err(e),
-    };
+    let result = async { svc::create_user(&hub, &p.signed.actor, input?).await }.await;
     match result {
         Ok(u) => Ok(see_other(&format!("/ui/users/{}?notice=created", u.id))),
         Err(e) => users_page(&hub, &p.me(), Echo::failed(&e, p.form)).await.or_problem(e, &p.signed),
@@ -152,10 +149,7 @@ async fn user(hub: HubData, me: Me, id: Id, q: web::Query<NoticeQuery>) -> Page 
 async fn update_user(hub: HubData, p: Posted, id: Id) -> Page {
     let id = user_ref(&p.signed.actor, id.into_inner());
     let input = p.form.flag("active").map(|active| UserUpdate { username: p.form.opt("username"), active });
-    let result = match input {
-        Ok(input) => svc::update_user(&hub, &p.signed.actor, id.clone(), input).await,
-        Err(e) => Err(e),
-    };
+    let result = async { svc::update_user(&hub, &p.signed.actor, id.clone(), input?).await }.await;
     match result {
         Ok(u) => Ok(see_other(&format!("/ui/users/{}?notice=saved", u.id))),
         Err(e) => user_page(&hub, &p.me(), id, None, Echo::failed(&e, p.form)).await.or_problem(e, &p.signed),
