@@ -342,6 +342,7 @@ mod tests {
         assert_eq!(s.database_url, "sqlite://./data/devicehub.sqlite3");
         assert_eq!(s.object_store, "./data/objects");
         assert!(s.public_url.is_none() && s.admin_token.is_none());
+        assert_eq!((s.ui_idle_secs, s.ui_session_max_secs, s.ui_trust_forwarded_for), (1800, 43_200, false));
         Ok(())
     }
 
@@ -366,6 +367,9 @@ mod tests {
         assert_eq!(s.database_url, "postgres://u:pw@localhost/db");
         assert_eq!(s.public_url.as_ref().map(Url::as_str), Some("https://fw.example.com/hub/"));
         assert!(!format!("{s:?}").contains("pw@"), "Debug must redact the password");
+        let e = env(&[("DEVICEHUB_UI_IDLE_SECS", "600"), ("DEVICEHUB_UI_TRUST_FORWARDED_FOR", "true")]);
+        let s = Settings::from_sources(None, &e)?;
+        assert_eq!((s.ui_idle_secs, s.ui_trust_forwarded_for), (600, true));
         let e = env(&[("DEVICEHUB_TIMEOUT_READY", "60"), ("DEVICEHUB_WORKERS", "0")]);
         let s = Settings::from_sources(None, &e)?;
         assert_eq!(s.timeouts.ready, Some(60));
@@ -379,5 +383,6 @@ mod tests {
         assert!(Settings::from_sources(Some("max_image_size = \"big\""), &env(&[])).is_err());
         assert!(Settings::from_sources(None, &env(&[("DEVICEHUB_PUBLIC_URL", "ftp://x")])).is_err());
         assert!(Settings::from_sources(None, &env(&[("DEVICEHUB_ADMIN_TOKEN", "short")])).is_err());
+        assert!(Settings::from_sources(None, &env(&[("DEVICEHUB_UI_IDLE_SECS", "0")])).is_err());
     }
 }

@@ -60,6 +60,8 @@ pub struct Filter {
     pub device_id: Option<String>,
     /// Part of the device id or the name, ignoring case.
     pub search: Option<String>,
+    /// Only these devices (by id).
+    pub ids: Option<Vec<String>>,
     pub products: Option<Vec<String>>,
 }
 
@@ -92,6 +94,9 @@ pub fn list(conn: &mut AnyConnection, filter: &Filter, page: super::Page) -> Que
         }
         if let Some(d) = &filter.device_id {
             q = q.filter(devices::device_id.eq(d.clone()));
+        }
+        if let Some(ids) = &filter.ids {
+            q = q.filter(devices::id.eq_any(ids.clone()));
         }
         if let Some(text) = &filter.search {
             diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);

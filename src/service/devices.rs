@@ -50,6 +50,9 @@ pub struct DeviceQuery {
     pub device_id: Option<String>,
     /// Part of the device id or the name, ignoring case.
     pub search: Option<String>,
+    /// Only these devices (by id; for the doors' own lookups, not a query parameter).
+    #[serde(skip)]
+    pub ids: Option<Vec<String>>,
     #[serde(flatten)]
     pub list: ListParams,
 }
@@ -245,6 +248,7 @@ pub async fn list(hub: &Hub, actor: &Actor, query: DeviceQuery) -> Result<Listin
                 channel: channel.map(|c| c.id),
                 device_id: query.device_id,
                 search: query.search.filter(|s| !s.trim().is_empty()).map(|s| s.trim().to_owned()),
+                ids: query.ids,
                 products: only,
             };
             let (rows, total) = db::device::list(conn, &filter, page)?;

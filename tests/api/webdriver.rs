@@ -87,16 +87,19 @@ impl Browser {
         Browser { http, base, driver, _profile: profile }
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+    /// A WebDriver command; `Err` holds WebDriver's error.
+    async fn try_call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value, Value> {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(b) = body {
             req = req.json(&b);
         }
         let r: Value = req.send().await.unwrap().json().await.unwrap();
-        if r["value"]["error"].is_string() {
-            panic!("WebDriver {path}: {}", r["value"]);
-        }
-        r["value"].clone()
+        if r["value"]["error"].is_string() { Err(r["value"].clone()) } else { Ok(r["value"].clone()) }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let path_shown = path.to_owned();
+        self.try_call(method, path, body).await.unwrap_or_else(|e| panic!("WebDriver {path_shown}: {e}"))
     }
 
     pub async fn goto(&self, url: &str) {
@@ -133,9 +136,21 @@ impl Browser {
         }
     }
 
+    /// A command on an element; one the page's live refresh replaced meanwhile is looked up again.
+    async fn on_element(&self, css: &str, method: reqwest::Method, command: &str, body: Option<Value>) -> Value {
+        for _ in 0..10 {
+            let e = self.find(css).await;
+            match self.try_call(method.clone(), &format!("/element/{}/{command}", e.0), body.clone()).await {
+                Ok(v) => return v,
+                Err(err) if err["error"] == "stale element reference" => continue,
+                Err(err) => panic!("{command} on {css}: {err}"),
+            }
+        }
+        panic!("{css} kept being replaced");
+    }
+
     pub async fn click(&self, css: &str) {
-        let e = self.find(css).await;
-        self.call(reqwest::Method::POST, &format!("/element/{}/click", e.0), Some(json!({}))).await;
+        self.on_element(css, reqwest::Method::POST, "click", Some(json!({}))).await;
     }
 
     /// Types into a field (after clearing it); a file input takes a path.
@@ -154,12 +169,7 @@ impl Browser {
     }
 
     pub async fn text(&self, css: &str) -> String {
-        let e = self.find(css).await;
-        self.call(reqwest::Method::GET, &format!("/element/{}/text", e.0), None)
-            .await
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
+        self.on_element(css, reqwest::Method::GET, "text", None).await.as_str().unwrap_or_default().to_owned()
     }
 
     /// Runs a script in the page (WebDriver's own channel: the page's CSP does not apply).

@@ -74,6 +74,7 @@ async fn list_page(hub: &Hub, me: &Me, filter: Filter, echo: Echo) -> Page {
         state: blank(&filter.state),
         version: blank(&filter.version),
         list: ListParams { limit: Some(200), offset: None },
+        ..Default::default()
     };
     let listing = svc::list(hub, &s.actor, query).await.or_page(s)?;
     let names = Names::load(hub, &s.actor).await.or_page(s)?;

@@ -55,16 +55,22 @@ pub struct SessionRow {
     pub creator: String,
 }
 
-/// What the rows name, by id: firmware versions and device identities.
-async fn labels(hub: &Hub, actor: &Actor, names: &Names) -> Result<HashMap<String, String>> {
-    let many = ListParams { limit: Some(1000), offset: None };
+/// What the rows name, by id: firmware versions and device identities (only those named).
+async fn labels(hub: &Hub, actor: &Actor, names: &Names, entries: &[HistoryEntry]) -> Result<HashMap<String, String>> {
+    let wanted = |pick: fn(&HistoryEntry) -> Option<&String>| -> Option<Vec<String>> {
+        let mut ids: Vec<String> = entries.iter().filter_map(pick).cloned().collect();
+        ids.sort();
+        ids.dedup();
+        Some(ids)
+    };
+    let list = ListParams { limit: Some(1000), offset: None };
     let mut map = HashMap::new();
-    let firmware = firmware_svc::list(hub, actor, FirmwareQuery { list: many, ..Default::default() }).await?;
-    for f in firmware.items {
+    let query = FirmwareQuery { ids: wanted(|e| e.session.target_firmware.as_ref()), list, ..Default::default() };
+    for f in firmware_svc::list(hub, actor, query).await?.items {
         map.insert(f.id.clone(), format!("{} {}", names.of(&f.model), f.version));
     }
-    let devices = devices_svc::list(hub, actor, DeviceQuery { list: many, ..Default::default() }).await?;
-    for d in devices.items {
+    let query = DeviceQuery { ids: wanted(|e| e.session.device.as_ref()), list, ..Default::default() };
+    for d in devices_svc::list(hub, actor, query).await?.items {
         map.insert(d.id.clone(), d.device_id);
     }
     Ok(map)
@@ -79,7 +85,7 @@ pub async fn session_rows(
     if entries.is_empty() {
         return Ok(Vec::new());
     }
-    let labels = labels(hub, actor, names).await?;
+    let labels = labels(hub, actor, names, &entries).await?;
     let label = |id: &Option<String>| {
         id.as_ref().map_or_else(|| "—".to_owned(), |i| labels.get(i).cloned().unwrap_or_else(|| short(i)))
     };
