@@ -387,10 +387,6 @@ impl Names {
     pub fn of_opt(&self, id: &Option<String>) -> String {
         id.as_deref().map_or_else(|| "—".to_owned(), |i| self.of(i))
     }
-
-    pub fn models_of(&self, product: &str) -> Vec<&cat::HandleView> {
-        self.models.iter().filter(|m| m.product.as_deref() == Some(product)).collect()
-    }
 }
 
 fn product_handle(p: cat::ProductView) -> cat::HandleView {
