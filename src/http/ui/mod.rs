@@ -203,6 +203,12 @@ pub fn words(code: &str) -> &'static str {
         "empty_image" => "The file is empty.",
         "image_missing" => "Upload an image first.",
         "unavailable" => "The database or the object store cannot be reached right now.",
+        "storage_full" => "The server's storage is full.",
+        "object_quarantined" => "A stored file failed its integrity check and is held back.",
+        "gone" => "It is gone for good.",
+        "request_timeout" => "The request took too long to arrive.",
+        "unsupported_media_type" => "The server does not read that kind of content.",
+        "method_not_allowed" => "That cannot be done to it now.",
         "upload_interrupted" => "The upload was interrupted.",
         _ => "Something went wrong.",
     }
