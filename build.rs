@@ -1,14 +1,34 @@
 //! Marks the PostgreSQL half of the integration tests as runnable when `DATABASE_URL`
 //! points at PostgreSQL at build time. Without it they are listed as
 //! "ignored, DATABASE_URL is unset: PostgreSQL tests skipped" instead of passing silently.
+//!
+//! Likewise the browser test of the web UI runs when Chromium and its WebDriver
+//! (`chromium`, `chromedriver`, Debian's `chromium chromium-driver`) are on the `PATH` at build
+//! time, or when `DEVICEHUB_REQUIRE_BROWSER=1` says it must (CI: then a missing browser fails
+//! the test instead of skipping it). Otherwise it is listed as ignored, with the reason.
+
+use std::path::Path;
+
+fn on_path(name: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(name).is_file()))
+}
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(devicehub_pg_tests)");
+    println!("cargo::rustc-check-cfg=cfg(devicehub_browser_tests)");
     println!("cargo::rerun-if-env-changed=DATABASE_URL");
+    println!("cargo::rerun-if-env-changed=DEVICEHUB_REQUIRE_BROWSER");
+    println!("cargo::rerun-if-env-changed=PATH");
     println!("cargo::rerun-if-changed=build.rs");
     println!("cargo::rerun-if-changed=migrations");
     let pg = std::env::var("DATABASE_URL").is_ok_and(|url| url.starts_with("postgres"));
     if pg {
         println!("cargo::rustc-cfg=devicehub_pg_tests");
+    }
+    let required = std::env::var("DEVICEHUB_REQUIRE_BROWSER").is_ok_and(|v| v == "1");
+    let browser = (on_path("chromium") || Path::new("/usr/bin/chromium").is_file())
+        && (on_path("chromedriver") || Path::new("/usr/bin/chromedriver").is_file());
+    if browser || required {
+        println!("cargo::rustc-cfg=devicehub_browser_tests");
     }
 }

@@ -31,6 +31,9 @@ Configuration (built-in defaults < config file < environment):
   DEVICEHUB_ORPHAN_SWEEP_INTERVAL_SECS  how often orphans are swept (and at start-up) [default: 3600]
   DEVICEHUB_SCRUB_INTERVAL_SECS  every stored object is re-hashed this often (0: never) [default: 86400]
   DEVICEHUB_SCRUB_BYTES_PER_SEC  how fast the scrub reads, per instance (0: unlimited) [default: 16777216]
+  DEVICEHUB_UI_IDLE_SECS    web UI session ends after this long idle       [default: 1800]
+  DEVICEHUB_UI_SESSION_MAX_SECS  and this long after signing in at the latest [default: 43200]
+  DEVICEHUB_UI_TRUST_FORWARDED_FOR  count failed sign-ins per X-Forwarded-For address [default: false]
   DEVICEHUB_TIMEOUT_<STATE> session lifetime per state, seconds (READY, UP_TO_DATE, QUEUED,
                             PROCESSING, CREATED, SUCCESS, FAIL, UNCONFIRMED) [ready: 900]
   RUST_LOG                  log filter                      [default: info]
@@ -88,6 +91,11 @@ pub enum AdminCommand {
         /// Product (id or handle) the role applies to; everywhere if absent.
         #[arg(long, requires = "role")]
         product: Option<String>,
+        /// Read a password for the web UI from the first line of standard input (set or
+        /// replaced; 10 to 256 characters). Not an argument, so it stays out of `ps` and
+        /// shell histories.
+        #[arg(long)]
+        password_stdin: bool,
     },
     /// Create an API token for a user and print it (shown only this once).
     CreateToken {
@@ -131,6 +139,8 @@ mod tests {
             Some(Command::Admin(AdminCommand::CreateUser { role: Some(Role::Maintainer), .. }))
         ));
         assert!(Cli::try_parse_from(["devicehub", "admin", "create-user", "x", "--role", "root"]).is_err());
+        let cli = Cli::try_parse_from(["devicehub", "admin", "create-user", "alice", "--password-stdin"])?;
+        assert!(matches!(cli.command, Some(Command::Admin(AdminCommand::CreateUser { password_stdin: true, .. }))));
         Ok(())
     }
 }

@@ -82,13 +82,23 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
 
 async fn admin(db: devicehub::db::Db, cmd: AdminCommand) -> anyhow::Result<()> {
     match cmd {
-        AdminCommand::CreateUser { username, role, product } => {
+        AdminCommand::CreateUser { username, role, product, password_stdin } => {
+            let password = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line)?;
+                Some(line.trim_end_matches(['\r', '\n']).to_owned())
+            } else {
+                None
+            };
+            let with_password = password.is_some();
             let user = db
                 .run(move |conn| {
-                    service::people::ensure_user_with_grant(conn, &username, role.map(|r| (r, product.as_deref())))
+                    let grant = role.map(|r| (r, product.as_deref()));
+                    service::people::ensure_user_with_grant(conn, &username, grant, password.as_deref())
                 })
                 .await?;
-            println!("user '{}' ({})", user.username, user.id);
+            let note = if with_password { ", password set" } else { "" };
+            println!("user '{}' ({}){note}", user.username, user.id);
         }
         AdminCommand::CreateToken { username, name } => {
             let token = db.run(move |conn| service::people::create_token_for(conn, &username, &name)).await?;

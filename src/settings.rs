@@ -20,6 +20,9 @@
 //! | `link_ttl_secs` | `DEVICEHUB_LINK_TTL_SECS` | `3600`: lifetime of a download link |
 //! | `ddi_default_product` | `DEVICEHUB_DDI_DEFAULT_PRODUCT` | none: the product (handle) hawkBit's tenant `DEFAULT` means |
 //! | `ddi_body_timeout_secs` | `DEVICEHUB_DDI_BODY_TIMEOUT_SECS` | `30`: how long a hawkBit device's request body may take to arrive (408 after) |
+//! | `ui_idle_secs` | `DEVICEHUB_UI_IDLE_SECS` | `1800`: a web UI session ends after this long without a request |
+//! | `ui_session_max_secs` | `DEVICEHUB_UI_SESSION_MAX_SECS` | `43200`: and at the latest this long after signing in |
+//! | `ui_trust_forwarded_for` | `DEVICEHUB_UI_TRUST_FORWARDED_FOR` | `false`: count failed sign-ins per `X-Forwarded-For` address (only behind a proxy that sets it) |
 //! | `timeout_<state>` | `DEVICEHUB_TIMEOUT_<STATE>` | per session state, seconds; see `domain::procedure::Timeouts` |
 //! | `orphan_grace_secs` | `DEVICEHUB_ORPHAN_GRACE_SECS` | `86400`: staging files and objects no row refers to are removed once this old |
 //! | `orphan_sweep_interval_secs` | `DEVICEHUB_ORPHAN_SWEEP_INTERVAL_SECS` | `3600`: how often orphans are swept (and once at start-up) |
@@ -99,6 +102,13 @@ pub struct Settings {
     pub scrub_interval_secs: u64,
     /// How fast the scrub reads, per instance; 0: unlimited.
     pub scrub_bytes_per_sec: u64,
+    /// A web UI session ends after this many seconds without a request.
+    pub ui_idle_secs: u64,
+    /// A web UI session ends this many seconds after signing in, however busy.
+    pub ui_session_max_secs: u64,
+    /// Failed sign-ins are counted per client address; behind a reverse proxy that sets
+    /// `X-Forwarded-For`, the address is read from there.
+    pub ui_trust_forwarded_for: bool,
 }
 
 impl fmt::Debug for Settings {
@@ -127,6 +137,9 @@ impl fmt::Debug for Settings {
             .field("orphan_sweep_interval_secs", &self.orphan_sweep_interval_secs)
             .field("scrub_interval_secs", &self.scrub_interval_secs)
             .field("scrub_bytes_per_sec", &self.scrub_bytes_per_sec)
+            .field("ui_idle_secs", &self.ui_idle_secs)
+            .field("ui_session_max_secs", &self.ui_session_max_secs)
+            .field("ui_trust_forwarded_for", &self.ui_trust_forwarded_for)
             .finish()
     }
 }
@@ -175,6 +188,9 @@ struct RawSettings {
     orphan_sweep_interval_secs: Option<u64>,
     scrub_interval_secs: Option<u64>,
     scrub_bytes_per_sec: Option<u64>,
+    ui_idle_secs: Option<u64>,
+    ui_session_max_secs: Option<u64>,
+    ui_trust_forwarded_for: Option<bool>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -280,6 +296,9 @@ impl Settings {
             orphan_sweep_interval_secs: raw.orphan_sweep_interval_secs.unwrap_or(3600),
             scrub_interval_secs: raw.scrub_interval_secs.unwrap_or(86_400),
             scrub_bytes_per_sec: raw.scrub_bytes_per_sec.unwrap_or(DEFAULT_SCRUB_BYTES_PER_SEC),
+            ui_idle_secs: raw.ui_idle_secs.unwrap_or(1800),
+            ui_session_max_secs: raw.ui_session_max_secs.unwrap_or(43_200),
+            ui_trust_forwarded_for: raw.ui_trust_forwarded_for.unwrap_or(false),
         };
         settings.validate()?;
         Ok(settings)
@@ -309,10 +328,13 @@ impl Settings {
             || self.ddi_body_timeout_secs == 0
             || self.orphan_grace_secs == 0
             || self.orphan_sweep_interval_secs == 0
+            || self.ui_idle_secs == 0
+            || self.ui_session_max_secs == 0
         {
             bail!(
                 "job_lease_secs, job_max_attempts, poll_interval_ms, link_ttl_secs, ddi_body_timeout_secs, \
-                 orphan_grace_secs and orphan_sweep_interval_secs must be at least 1"
+                 orphan_grace_secs, orphan_sweep_interval_secs, ui_idle_secs and ui_session_max_secs must be at \
+                 least 1"
             );
         }
         self.timeouts.check().map_err(|e| anyhow::anyhow!("session timeouts: {e}"))?;
@@ -354,6 +376,7 @@ mod tests {
         assert_eq!(s.database_url, "sqlite://./data/devicehub.sqlite3");
         assert_eq!(s.object_store, "./data/objects");
         assert!(s.public_url.is_none() && s.admin_token.is_none());
+        assert_eq!((s.ui_idle_secs, s.ui_session_max_secs, s.ui_trust_forwarded_for), (1800, 43_200, false));
         Ok(())
     }
 
@@ -378,6 +401,9 @@ mod tests {
         assert_eq!(s.database_url, "postgres://u:pw@localhost/db");
         assert_eq!(s.public_url.as_ref().map(Url::as_str), Some("https://fw.example.com/hub/"));
         assert!(!format!("{s:?}").contains("pw@"), "Debug must redact the password");
+        let e = env(&[("DEVICEHUB_UI_IDLE_SECS", "600"), ("DEVICEHUB_UI_TRUST_FORWARDED_FOR", "true")]);
+        let s = Settings::from_sources(None, &e)?;
+        assert_eq!((s.ui_idle_secs, s.ui_trust_forwarded_for), (600, true));
         let e = env(&[("DEVICEHUB_TIMEOUT_READY", "60"), ("DEVICEHUB_WORKERS", "0")]);
         let s = Settings::from_sources(None, &e)?;
         assert_eq!(s.timeouts.ready, Some(60));
@@ -391,5 +417,6 @@ mod tests {
         assert!(Settings::from_sources(Some("max_image_size = \"big\""), &env(&[])).is_err());
         assert!(Settings::from_sources(None, &env(&[("DEVICEHUB_PUBLIC_URL", "ftp://x")])).is_err());
         assert!(Settings::from_sources(None, &env(&[("DEVICEHUB_ADMIN_TOKEN", "short")])).is_err());
+        assert!(Settings::from_sources(None, &env(&[("DEVICEHUB_UI_IDLE_SECS", "0")])).is_err());
     }
 }

@@ -58,6 +58,10 @@ pub struct Filter {
     pub model: Option<String>,
     pub channel: Option<String>,
     pub device_id: Option<String>,
+    /// Part of the device id or the name, ignoring case.
+    pub search: Option<String>,
+    /// Only these devices (by id).
+    pub ids: Option<Vec<String>>,
     pub products: Option<Vec<String>>,
 }
 
@@ -90,6 +94,20 @@ pub fn list(conn: &mut AnyConnection, filter: &Filter, page: super::Page) -> Que
         }
         if let Some(d) = &filter.device_id {
             q = q.filter(devices::device_id.eq(d.clone()));
+        }
+        if let Some(ids) = &filter.ids {
+            q = q.filter(devices::id.eq_any(ids.clone()));
+        }
+        if let Some(text) = &filter.search {
+            diesel::define_sql_function!(fn lower(x: diesel::sql_types::Text) -> diesel::sql_types::Text);
+            let escaped = text.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            let pattern = format!("%{escaped}%");
+            q = q.filter(
+                lower(devices::device_id)
+                    .like(pattern.clone())
+                    .escape('\\')
+                    .or(lower(devices::name.assume_not_null()).like(pattern).escape('\\')),
+            );
         }
         if let Some(ids) = &filter.products {
             q = q.filter(devices::product_id.eq_any(ids.clone()));

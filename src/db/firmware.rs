@@ -46,6 +46,8 @@ pub struct Filter {
     pub channel: Option<String>,
     pub state: Option<String>,
     pub version: Option<String>,
+    /// Only these firmware (by id).
+    pub ids: Option<Vec<String>>,
     /// Only firmware of these products (the ones a caller may read); `None`: all.
     pub products: Option<Vec<String>>,
 }
@@ -95,6 +97,9 @@ pub fn list(conn: &mut AnyConnection, filter: &Filter, page: super::Page) -> Que
         }
         if let Some(v) = &filter.version {
             q = q.filter(firmware::version.eq(v.clone()));
+        }
+        if let Some(ids) = &filter.ids {
+            q = q.filter(firmware::id.eq_any(ids.clone()));
         }
         if let Some(ids) = &filter.products {
             q = q.filter(models::product_id.eq_any(ids.clone()));

@@ -17,12 +17,14 @@ pub mod grant;
 pub mod job;
 pub mod model;
 pub mod object_check;
+pub mod overview;
 pub mod product;
 pub mod schema;
 pub mod secret;
 pub mod session;
 pub mod token;
 pub mod user;
+pub mod web;
 
 use std::time::Duration;
 

@@ -261,6 +261,39 @@ diesel::joinable!(sessions -> users (creator_id));
 diesel::joinable!(session_events -> sessions (session_id));
 diesel::joinable!(jobs -> sessions (session_id));
 
+// The admin web UI (migration 000007).
+diesel::table! {
+    user_passwords (user_id) {
+        user_id -> Text,
+        hash -> Text,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    web_sessions (id) {
+        id -> Text,
+        token_hash -> Text,
+        user_id -> Text,
+        csrf_token -> Text,
+        created_at -> Timestamp,
+        last_seen_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sign_in_failures (subject) {
+        subject -> Text,
+        failures -> Integer,
+        last_failure_at -> Timestamp,
+        blocked_until -> Nullable<Timestamp>,
+    }
+}
+
+diesel::joinable!(user_passwords -> users (user_id));
+diesel::joinable!(web_sessions -> users (user_id));
+
 diesel::allow_tables_to_appear_in_same_query!(
     products,
     models,
@@ -280,4 +313,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     artifacts,
     server_secrets,
     object_checks,
+    user_passwords,
+    web_sessions,
+    sign_in_failures,
 );

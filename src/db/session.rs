@@ -78,6 +78,9 @@ pub struct Filter {
     pub state: Option<String>,
     pub device: Option<String>,
     pub model: Option<String>,
+    pub product: Option<String>,
+    /// Sessions that deliver this firmware (an assignment's progress).
+    pub target_firmware: Option<String>,
     pub products: Option<Vec<String>>,
     /// `Some(false)`: only sessions still alive; `Some(true)`: only expired; `None`: all.
     pub expired: Option<bool>,
@@ -147,6 +150,12 @@ pub fn list(
         }
         if let Some(m) = &filter.model {
             q = q.filter(sessions::model_id.eq(m.clone()));
+        }
+        if let Some(p) = &filter.product {
+            q = q.filter(sessions::product_id.eq(p.clone()));
+        }
+        if let Some(f) = &filter.target_firmware {
+            q = q.filter(sessions::target_firmware_id.eq(f.clone()));
         }
         if let Some(ids) = &filter.products {
             q = q.filter(sessions::product_id.eq_any(ids.clone()));

@@ -12,6 +12,8 @@ pub mod pages;
 pub mod pagination;
 pub mod range;
 pub mod routes;
+pub mod ui;
+pub mod web_session;
 
 use std::future::Future;
 use std::time::Instant;
@@ -34,7 +36,8 @@ pub fn routes() -> Vec<routes::RouteInfo> {
     let public = health::routes().into_iter().chain(pages::routes()).map(|r| r.info(""));
     let api = api::routes().into_iter().map(|r| r.info(API_PREFIX));
     let ddi = ddi::routes().into_iter().map(|r| r.info(""));
-    public.chain(api).chain(ddi).collect()
+    let ui = ui::routes().into_iter().map(|r| r.info(ui::UI_PREFIX));
+    public.chain(api).chain(ui).chain(ddi).collect()
 }
 
 /// Mounts everything on an actix `App`.
@@ -45,6 +48,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, hub: Hub) {
         .app_data(errors::path_config())
         .configure(health::configure)
         .configure(pages::configure)
+        .configure(ui::configure)
         .service(
             web::scope(API_PREFIX)
                 .wrap(ErrorHandlers::new().handler(StatusCode::METHOD_NOT_ALLOWED, errors::method_not_allowed))

@@ -111,3 +111,76 @@ mod tests {
         assert_ne!(hash_token(&a), hash_token(&b));
     }
 }
+
+// ---- passwords ---------------------------------------------------------------------------
+
+/// Passwords are 10 to 256 characters, without control characters.
+pub const MIN_PASSWORD_CHARS: usize = 10;
+pub const MAX_PASSWORD_CHARS: usize = 256;
+
+pub fn validate_password(field: &str, password: &str) -> Result<()> {
+    let n = password.chars().count();
+    if !(MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&n) {
+        return Err(Error::invalid(format!(
+            "{field}: a password has {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters"
+        )));
+    }
+    if password.chars().any(char::is_control) {
+        return Err(Error::invalid(format!("{field}: a password holds no control characters")));
+    }
+    Ok(())
+}
+
+/// An argon2id hash (PHC string, default parameters: 19 MiB, 2 passes) of a password. Slow on
+/// purpose: call it off the async threads ([`hash_password_async`]).
+pub fn hash_password(password: &str) -> Result<String> {
+    use argon2::password_hash::PasswordHasher;
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(|e| Error::internal(format!("hashing a password: {e}")))
+}
+
+/// Whether `password` matches `hash`. Without a hash (no such user, or no password), a fixed
+/// hash is checked anyway, so the answer takes as long and tells nothing.
+pub fn verify_password(password: &str, hash: Option<&str>) -> bool {
+    use argon2::password_hash::PasswordVerifier;
+    use argon2::password_hash::phc::PasswordHash;
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let dummy = DUMMY.get_or_init(|| hash_password("not the password of anyone").unwrap_or_default());
+    let (stored, real) = match hash {
+        Some(h) => (h, true),
+        None => (dummy.as_str(), false),
+    };
+    let ok = PasswordHash::new(stored)
+        .is_ok_and(|parsed| argon2::Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok());
+    ok && real
+}
+
+pub async fn hash_password_async(password: String) -> Result<String> {
+    tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(|e| Error::internal(format!("password task failed: {e}")))?
+}
+
+pub async fn verify_password_async(password: String, hash: Option<String>) -> bool {
+    tokio::task::spawn_blocking(move || verify_password(&password, hash.as_deref())).await.unwrap_or(false)
+}
+
+#[cfg(test)]
+mod password_tests {
+    use super::*;
+
+    #[test]
+    fn passwords_hash_and_verify() {
+        let hash = hash_password("correct horse battery").unwrap_or_default();
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse battery", Some(&hash)));
+        assert!(!verify_password("wrong horse battery", Some(&hash)));
+        assert!(!verify_password("correct horse battery", None));
+        assert!(!verify_password("x", Some("not a hash")));
+        assert!(validate_password("password", "short").is_err());
+        assert!(validate_password("password", "long enough now").is_ok());
+        assert!(validate_password("password", "long enough\u{7}now").is_err());
+    }
+}

@@ -48,6 +48,11 @@ pub struct DeviceQuery {
     pub model: Option<String>,
     pub channel: Option<String>,
     pub device_id: Option<String>,
+    /// Part of the device id or the name, ignoring case.
+    pub search: Option<String>,
+    /// Only these devices (by id; for the doors' own lookups, not a query parameter).
+    #[serde(skip)]
+    pub ids: Option<Vec<String>>,
     #[serde(flatten)]
     pub list: ListParams,
 }
@@ -242,6 +247,8 @@ pub async fn list(hub: &Hub, actor: &Actor, query: DeviceQuery) -> Result<Listin
                 model: model.map(|m| m.id),
                 channel: channel.map(|c| c.id),
                 device_id: query.device_id,
+                search: query.search.filter(|s| !s.trim().is_empty()).map(|s| s.trim().to_owned()),
+                ids: query.ids,
                 products: only,
             };
             let (rows, total) = db::device::list(conn, &filter, page)?;

@@ -43,6 +43,9 @@ pub struct FirmwareQuery {
     pub channel: Option<String>,
     pub state: Option<String>,
     pub version: Option<String>,
+    /// Only these firmware (by id; for the doors' own lookups, not a query parameter).
+    #[serde(skip)]
+    pub ids: Option<Vec<String>>,
     #[serde(flatten)]
     pub list: ListParams,
 }
@@ -182,6 +185,7 @@ pub async fn list(hub: &Hub, actor: &Actor, query: FirmwareQuery) -> Result<List
                 channel: channel.map(|c| c.id),
                 state: query.state,
                 version: version.map(|v| v.to_string()),
+                ids: query.ids,
                 products: only,
             };
             let (rows, total) = db::firmware::list(conn, &filter, page)?;

@@ -13,6 +13,7 @@ pub mod jobs;
 pub mod links;
 pub mod orphans;
 pub mod outbox;
+pub mod overview;
 pub mod people;
 pub mod pipeline;
 pub mod readiness;
@@ -20,6 +21,7 @@ pub mod scrub;
 pub mod session;
 pub mod store_identity;
 pub mod twin;
+pub mod web_sessions;
 
 pub use hub::Hub;
 

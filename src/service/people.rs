@@ -20,6 +20,8 @@ pub struct NewUser {
     pub username: String,
     #[serde(default = "yes")]
     pub active: bool,
+    /// For signing in to the web UI; automation users may have none (they use tokens).
+    pub password: Option<String>,
 }
 
 fn yes() -> bool {
@@ -100,14 +102,91 @@ fn user_ref(conn: &mut AnyConnection, field: &str, raw: &str) -> Result<db::user
 
 pub async fn create_user(hub: &Hub, actor: &Actor, input: NewUser) -> Result<UserView> {
     actor.require(Action::Manage, Scope::Global)?;
+    validate_username(&input.username)?;
+    let hash = match &input.password {
+        Some(p) => {
+            auth::validate_password("password", p)?;
+            Some(auth::hash_password_async(p.clone()).await?)
+        }
+        None => None,
+    };
     hub.db
         .run(move |conn| {
-            let mut user = insert_user(conn, &input.username)?;
-            if !input.active {
-                db::user::update(conn, &user.id, &db::user::UserChanges { active: Some(false), ..Default::default() })?;
-                user.active = false;
+            write_transaction(conn, |conn| {
+                let mut user = insert_user(conn, &input.username)?;
+                if let Some(hash) = &hash {
+                    db::web::set_password(conn, &user.id, hash, time::now())?;
+                }
+                if !input.active {
+                    db::user::update(
+                        conn,
+                        &user.id,
+                        &db::user::UserChanges { active: Some(false), ..Default::default() },
+                    )?;
+                    user.active = false;
+                }
+                Ok(user.into())
+            })
+        })
+        .await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewPassword {
+    pub password: String,
+    /// Needed to change one's own password once one is set.
+    pub current_password: Option<String>,
+}
+
+/// Sets a user's password: one's own (with the current one, once set), or anyone's for a
+/// global admin. The user's browser sessions end, except `keep` (the one asking).
+pub async fn set_password(
+    hub: &Hub,
+    actor: &Actor,
+    id: String,
+    input: NewPassword,
+    keep: Option<String>,
+) -> Result<()> {
+    auth::validate_password("password", &input.password)?;
+    let a = actor.clone();
+    let (user, current) = hub
+        .db
+        .run(move |conn| {
+            let user = find_visible_user(conn, &a, &id)?;
+            let current = db::web::password_of(conn, &user.id)?;
+            Ok((user, current))
+        })
+        .await?;
+    if user.id == actor.user_id {
+        if let Some(hash) = current {
+            let given = input.current_password.clone().unwrap_or_default();
+            if !auth::verify_password_async(given, Some(hash)).await {
+                return Err(Error::forbidden("current_password: that is not your current password"));
             }
-            Ok(user.into())
+        }
+    } else {
+        actor.require(Action::Manage, Scope::Global)?;
+    }
+    let hash = auth::hash_password_async(input.password).await?;
+    hub.db
+        .run(move |conn| {
+            write_transaction(conn, |conn| {
+                db::web::set_password(conn, &user.id, &hash, time::now())?;
+                db::web::delete_sessions_of(conn, &user.id, keep.as_deref())?;
+                Ok(())
+            })
+        })
+        .await
+}
+
+/// Whether a user has a password (their page says so).
+pub async fn has_password(hub: &Hub, actor: &Actor, id: String) -> Result<bool> {
+    let actor = actor.clone();
+    hub.db
+        .run(move |conn| {
+            let user = find_visible_user(conn, &actor, &id)?;
+            Ok(db::web::password_of(conn, &user.id)?.is_some())
         })
         .await
 }
@@ -451,17 +530,29 @@ pub fn create_token_for(conn: &mut AnyConnection, username: &str, name: &str) ->
     Ok(secret)
 }
 
-/// Used by the CLI: a user by name, created if missing, with an optional grant.
+/// Used by the CLI: a user by name, created if missing, with an optional grant and an
+/// optional password (set or replaced).
 pub fn ensure_user_with_grant(
     conn: &mut AnyConnection,
     username: &str,
     grant: Option<(Role, Option<&str>)>,
+    password: Option<&str>,
 ) -> Result<db::user::User> {
+    let hash = match password {
+        Some(p) => {
+            auth::validate_password("password", p)?;
+            Some(auth::hash_password(p)?)
+        }
+        None => None,
+    };
     write_transaction(conn, |conn| {
         let user = match db::user::find_by_username(conn, username)? {
             Some(u) => u,
             None => insert_user(conn, username)?,
         };
+        if let Some(hash) = &hash {
+            db::web::set_password(conn, &user.id, hash, time::now())?;
+        }
         if let Some((role, product)) = grant {
             let product_id = match product {
                 Some(p) => Some(

@@ -14,6 +14,11 @@
 //!   it) when it holds any grant there or everywhere.
 //! - hawkBit DDI routes take target and gateway tokens only: an API token in the `Token`
 //!   scheme is no DDI credential (401 with an empty body).
+//! - The web UI's routes (`/ui/...`) are classed by the API route they stand for
+//!   ([`Rule::Ui`]): the same object, the same input as a form, and so the same answer, as a
+//!   page: success is a page or a redirect to one, 403/404/422 are error pages with the code
+//!   in `X-Devicehub-Error`, and without a session (no cookie, a wrong one) every page
+//!   redirects to sign-in. Each role signs in to the UI with its API token.
 
 use std::collections::HashMap;
 
@@ -123,6 +128,18 @@ enum Rule {
     Grant,
     /// hawkBit DDI: target and gateway tokens only.
     Ddi,
+    /// Setting a password: one's own (`Own`), or anyone's for a global admin.
+    Password,
+    /// A web UI route standing for this API route (method, pattern): it must answer alike.
+    Ui(&'static str, &'static str),
+    /// A web UI page that needs no session (the stylesheet, the sign-in form).
+    UiPublic,
+    /// A web UI page any signed-in user may open (the overview).
+    UiAnyUser,
+    /// Posting the sign-in form: only with the cookie its page set (403 without).
+    UiSignIn,
+    /// Signing out (each role with a session of its own for it).
+    UiSignOut,
 }
 
 /// Every route, by method and pattern, and what it asks.
@@ -202,6 +219,7 @@ const RULES: &[(&str, &str, Rule)] = {
         ("PATCH", "/api/v1/users/{id}", User { change: true }),
         ("PUT", "/api/v1/users/{id}", User { change: true }),
         ("DELETE", "/api/v1/users/{id}", UserDelete),
+        ("POST", "/api/v1/users/{id}/password", Password),
         ("GET", "/api/v1/users/{id}/tokens", Tokens),
         ("POST", "/api/v1/users/{id}/tokens", Tokens),
         ("GET", "/api/v1/users/{id}/tokens/{token}", Tokens),
@@ -210,6 +228,66 @@ const RULES: &[(&str, &str, Rule)] = {
         ("POST", "/api/v1/grants", GrantCreate),
         ("GET", "/api/v1/grants/{id}", Grant),
         ("DELETE", "/api/v1/grants/{id}", Grant),
+        // the web UI: each route answers like the API route it stands for
+        ("GET", "/ui/static/{file}", UiPublic),
+        ("GET", "/ui/sign-in", UiPublic),
+        ("POST", "/ui/sign-in", UiSignIn),
+        ("POST", "/ui/sign-out", UiSignOut),
+        ("GET", "/ui", UiAnyUser),
+        ("GET", "/ui/products", Ui("GET", "/api/v1/products")),
+        ("POST", "/ui/products", Ui("POST", "/api/v1/products")),
+        ("GET", "/ui/products/{id}", Ui("GET", "/api/v1/products/{id}")),
+        ("POST", "/ui/products/{id}", Ui("PATCH", "/api/v1/products/{id}")),
+        ("POST", "/ui/products/{id}/delete", Ui("DELETE", "/api/v1/products/{id}")),
+        ("GET", "/ui/models", Ui("GET", "/api/v1/models")),
+        ("POST", "/ui/models", Ui("POST", "/api/v1/models")),
+        ("GET", "/ui/models/{id}", Ui("GET", "/api/v1/models/{id}")),
+        ("POST", "/ui/models/{id}", Ui("PATCH", "/api/v1/models/{id}")),
+        ("POST", "/ui/models/{id}/delete", Ui("DELETE", "/api/v1/models/{id}")),
+        ("GET", "/ui/channels", Ui("GET", "/api/v1/channels")),
+        ("POST", "/ui/channels", Ui("POST", "/api/v1/channels")),
+        ("GET", "/ui/channels/{id}", Ui("GET", "/api/v1/channels/{id}")),
+        ("POST", "/ui/channels/{id}", Ui("PATCH", "/api/v1/channels/{id}")),
+        ("POST", "/ui/channels/{id}/delete", Ui("DELETE", "/api/v1/channels/{id}")),
+        ("GET", "/ui/delivery-methods", Ui("GET", "/api/v1/delivery-methods")),
+        ("POST", "/ui/delivery-methods", Ui("POST", "/api/v1/delivery-methods")),
+        ("GET", "/ui/delivery-methods/{id}", Ui("GET", "/api/v1/delivery-methods/{id}")),
+        ("POST", "/ui/delivery-methods/{id}", Ui("PATCH", "/api/v1/delivery-methods/{id}")),
+        ("POST", "/ui/delivery-methods/{id}/delete", Ui("DELETE", "/api/v1/delivery-methods/{id}")),
+        ("GET", "/ui/delivery-procedures", Ui("GET", "/api/v1/delivery-procedures")),
+        ("POST", "/ui/delivery-procedures", Ui("POST", "/api/v1/delivery-procedures")),
+        ("GET", "/ui/delivery-procedures/{id}", Ui("GET", "/api/v1/delivery-procedures/{id}")),
+        ("POST", "/ui/delivery-procedures/{id}", Ui("PATCH", "/api/v1/delivery-procedures/{id}")),
+        ("POST", "/ui/delivery-procedures/{id}/delete", Ui("DELETE", "/api/v1/delivery-procedures/{id}")),
+        ("GET", "/ui/firmware", Ui("GET", "/api/v1/firmware")),
+        ("POST", "/ui/firmware", Ui("POST", "/api/v1/firmware")),
+        ("GET", "/ui/firmware/{id}", Ui("GET", "/api/v1/firmware/{id}")),
+        ("POST", "/ui/firmware/{id}", Ui("PATCH", "/api/v1/firmware/{id}")),
+        ("POST", "/ui/firmware/{id}/delete", Ui("DELETE", "/api/v1/firmware/{id}")),
+        ("PUT", "/ui/firmware/{id}/image", Ui("PUT", "/api/v1/firmware/{id}/image")),
+        ("POST", "/ui/firmware/{id}/release", Ui("POST", "/api/v1/firmware/{id}/release")),
+        ("POST", "/ui/firmware/{id}/assign", Ui("POST", "/api/v1/firmware/{id}/assign")),
+        ("GET", "/ui/devices", Ui("GET", "/api/v1/devices")),
+        ("POST", "/ui/devices", Ui("POST", "/api/v1/devices")),
+        ("GET", "/ui/devices/{id}", Ui("GET", "/api/v1/devices/{id}")),
+        ("POST", "/ui/devices/{id}", Ui("PATCH", "/api/v1/devices/{id}")),
+        ("POST", "/ui/devices/{id}/delete", Ui("DELETE", "/api/v1/devices/{id}")),
+        ("POST", "/ui/devices/{id}/target-token", Ui("POST", "/api/v1/devices/{id}/target-token")),
+        ("GET", "/ui/sessions", Ui("GET", "/api/v1/firmware-update")),
+        ("GET", "/ui/sessions/rows", Ui("GET", "/api/v1/firmware-update")),
+        ("GET", "/ui/sessions/{id}", Ui("GET", "/api/v1/firmware-update/{id}")),
+        ("POST", "/ui/sessions/{id}/cancel", Ui("POST", "/api/v1/firmware-update/{id}/cancel")),
+        ("GET", "/ui/users", Ui("GET", "/api/v1/users")),
+        ("POST", "/ui/users", Ui("POST", "/api/v1/users")),
+        ("GET", "/ui/users/{id}", Ui("GET", "/api/v1/users/{id}")),
+        ("POST", "/ui/users/{id}", Ui("PATCH", "/api/v1/users/{id}")),
+        ("POST", "/ui/users/{id}/delete", Ui("DELETE", "/api/v1/users/{id}")),
+        ("POST", "/ui/users/{id}/password", Ui("POST", "/api/v1/users/{id}/password")),
+        ("POST", "/ui/users/{id}/tokens", Ui("POST", "/api/v1/users/{id}/tokens")),
+        ("POST", "/ui/users/{id}/tokens/{token}/revoke", Ui("DELETE", "/api/v1/users/{id}/tokens/{token}")),
+        ("GET", "/ui/grants", Ui("GET", "/api/v1/grants")),
+        ("POST", "/ui/grants", Ui("POST", "/api/v1/grants")),
+        ("POST", "/ui/grants/{id}/delete", Ui("DELETE", "/api/v1/grants/{id}")),
         // hawkBit DDI
         ("GET", "/{tenant}/controller/v1/{controller}", Ddi),
         ("PUT", "/{tenant}/controller/v1/{controller}/configData", Ddi),
@@ -294,16 +372,41 @@ fn expected(rule: Rule, role: Role, side: Side) -> Class {
         Rule::GrantCreate if !sees(role, side) => UnknownReference,
         Rule::GrantCreate => allow(may(role, Act::Manage, side), Forbidden),
         Rule::Grant => allow(may(role, Act::Manage, side), NotFound),
+        Rule::Password => match side {
+            Side::Own => Success,
+            Side::Other => allow(admin, NotFound),
+        },
+        Rule::Ui(m, p) => expected(api_rule(m, p), role, side),
+        Rule::UiPublic | Rule::UiAnyUser | Rule::UiSignOut => Success,
+        Rule::UiSignIn => Exactly(403),
         Rule::Ddi => unreachable!("DDI routes have their own callers"),
     }
 }
 
+/// The rule of an API route.
+fn api_rule(method: &str, pattern: &str) -> Rule {
+    RULES
+        .iter()
+        .find(|(m, p, _)| *m == method && *p == pattern)
+        .map(|(_, _, rule)| *rule)
+        .unwrap_or_else(|| panic!("{method} {pattern}: a UI route stands for an API route that is not in RULES"))
+}
+
 /// Whether the side matters for a rule (otherwise a route runs once).
 fn sided(rule: Rule) -> bool {
-    !matches!(
-        rule,
-        Rule::Public | Rule::AnyUser | Rule::GlobalAdmin | Rule::AnyGrant | Rule::Shared { .. } | Rule::GrantList
-    )
+    match rule {
+        Rule::Ui(m, p) => sided(api_rule(m, p)),
+        Rule::UiPublic | Rule::UiAnyUser | Rule::UiSignIn | Rule::UiSignOut => false,
+        _ => !matches!(
+            rule,
+            Rule::Public | Rule::AnyUser | Rule::GlobalAdmin | Rule::AnyGrant | Rule::Shared { .. } | Rule::GrantList
+        ),
+    }
+}
+
+/// Whether a rule is the web UI's (checked by [`ui_matrix`]).
+fn is_ui(rule: Rule) -> bool {
+    matches!(rule, Rule::Ui(..) | Rule::UiPublic | Rule::UiAnyUser | Rule::UiSignIn | Rule::UiSignOut)
 }
 
 /// A product's fixtures.
@@ -347,6 +450,8 @@ impl World {
 }
 
 const BYSTANDER: &str = "bystander";
+/// What the password routes set (and give as the current one, once set).
+const MATRIX_PASSWORD: &str = "matrix-password-1";
 
 fn username(role: Role) -> &'static str {
     match role {
@@ -589,6 +694,9 @@ async fn request(app: &TestApp, w: &World, call: Call<'_>) -> (String, Body) {
         ("POST", "users") => Body::Json(json!({"username": format!("new-{n}")})),
         ("PATCH" | "PUT", "users/{id}") => Body::Json(json!({"active": true})),
         ("POST", "users/{id}/tokens") => Body::Json(json!({"name": "t"})),
+        ("POST", "users/{id}/password") => {
+            Body::Json(json!({"password": MATRIX_PASSWORD, "current_password": MATRIX_PASSWORD}))
+        }
         ("POST", "grants") => {
             let user = fresh_user(app, n).await;
             Body::Json(json!({"user": user, "product": p.tid, "role": "viewer"}))
@@ -640,7 +748,7 @@ async fn every_route_every_role_every_product(backend: Backend) {
     let mut n = 0;
     let mut checked = 0;
     for &(m, pattern, rule) in RULES {
-        if matches!(rule, Rule::Ddi) {
+        if matches!(rule, Rule::Ddi) || is_ui(rule) {
             continue;
         }
         let method = Method::from_bytes(m.as_bytes()).unwrap();
@@ -675,6 +783,7 @@ async fn every_route_every_role_every_product(backend: Backend) {
         }
     }
     checked += ddi_matrix(&app, &w, &mut failures).await;
+    checked += ui_matrix(&app, &w, &mut n, &mut failures).await;
     assert!(
         failures.is_empty(),
         "{} of {checked} calls answered against the rights table:\n{}",
@@ -789,6 +898,147 @@ async fn ddi_matrix(app: &TestApp, w: &World, failures: &mut Vec<String>) -> usi
             if !ok {
                 let want = if allowed { "2xx" } else { "401 with an empty body" };
                 failures.push(format!("{m} {path} with {who}: expected {want}, got {status} {shown}"));
+            }
+        }
+    }
+    checked
+}
+
+/// A form's fields from a JSON body the API would get (arrays become repeated fields).
+fn form_fields(body: &Value) -> Vec<(String, String)> {
+    let mut fields = Vec::new();
+    if let Value::Object(map) = body {
+        for (k, v) in map {
+            let mut push = |v: &Value| match v {
+                Value::String(s) => fields.push((k.clone(), s.clone())),
+                Value::Number(_) | Value::Bool(_) => fields.push((k.clone(), v.to_string())),
+                _ => {}
+            };
+            match v {
+                Value::Array(items) => items.iter().for_each(&mut push),
+                other => push(other),
+            }
+        }
+    }
+    fields
+}
+
+/// The UI path for an API call: the API path's ids put into the UI pattern.
+fn ui_path(api_pattern: &str, api_path: &str, ui_pattern: &str) -> String {
+    let mut path = ui_pattern.to_owned();
+    for (name, value) in api_pattern.split('/').zip(api_path.split('/')) {
+        if name.starts_with('{') {
+            path = path.replace(name, value);
+        }
+    }
+    path
+}
+
+/// A UI request: `cookie` names the session, `csrf` goes with a form (or, for the upload, a
+/// header). Returns the status, the error code (header or JSON) and the redirect's target.
+async fn send_ui(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    cookie: Option<&str>,
+    csrf: &str,
+    body: Body,
+) -> (u16, String, String) {
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let mut req = client.request(method.clone(), app.url(path));
+    if let Some(c) = cookie {
+        req = req.header("Cookie", c);
+    }
+    req = match (method.as_str(), body) {
+        ("POST", body) => {
+            let mut fields = vec![("csrf".to_owned(), csrf.to_owned())];
+            if let Body::Json(v) = body {
+                fields.extend(form_fields(&v));
+            }
+            let form = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(fields).finish();
+            req.header("Content-Type", "application/x-www-form-urlencoded").body(form)
+        }
+        (_, Body::Raw(bytes)) => req.header("X-CSRF-Token", csrf).body(bytes),
+        _ => req,
+    };
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    let header = |name: &str| r.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let (mut code, location) = (header("x-devicehub-error"), header("location"));
+    let text = r.text().await.unwrap_or_default();
+    if code.is_empty() {
+        code = serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_owned))
+            .unwrap_or_default();
+    }
+    (status, code, location)
+}
+
+/// Whether a UI answer fits a class: success is a page or a redirect to one, and without a
+/// session a page redirects to sign-in (a script's upload gets 401).
+fn ui_admits(want: Class, status: u16, code: &str, location: &str) -> bool {
+    let to_sign_in = status == 303 && location.starts_with("/ui/sign-in?next=");
+    match want {
+        Class::Success => (200..300).contains(&status) || (status == 303 && !to_sign_in),
+        Class::Unauthenticated => to_sign_in || status == 401,
+        other => other.admits(status, Some(code)),
+    }
+}
+
+/// The web UI's routes: every route × the API route's expectations, as pages.
+async fn ui_matrix(app: &TestApp, w: &World, n: &mut usize, failures: &mut Vec<String>) -> usize {
+    // signed in only now: the password routes above end a user's browser sessions
+    let mut browsers = HashMap::new();
+    for role in ROLES {
+        browsers.insert(role, crate::ui::Browser::with_token(app, &w.tokens[&role]).await);
+    }
+    let mut checked = 0;
+    for &(m, pattern, rule) in RULES {
+        if !is_ui(rule) {
+            continue;
+        }
+        let method = Method::from_bytes(m.as_bytes()).unwrap();
+        let sides: &[Side] = if sided(rule) { &[Side::Own, Side::Other] } else { &[Side::Own] };
+        for &side in sides {
+            for role in std::iter::once(None).chain(ROLES.map(Some)) {
+                *n += 1;
+                let want = match role {
+                    Some(role) => expected(rule, role, side),
+                    None if matches!(rule, Rule::UiPublic) => Class::Success,
+                    None if matches!(rule, Rule::UiSignIn) => Class::Exactly(403),
+                    None => Class::Unauthenticated,
+                };
+                let (path, body) = match rule {
+                    Rule::Ui(api_method, api_pattern) => {
+                        let api = Method::from_bytes(api_method.as_bytes()).unwrap();
+                        let use_up = role.is_some() && want == Class::Success;
+                        let call = Call { method: &api, pattern: api_pattern, role, side, use_up, n: *n };
+                        let (api_path, body) = request(app, w, call).await;
+                        (ui_path(api_pattern, &api_path, pattern), body)
+                    }
+                    _ => (pattern.replace("{file}", "ui.css"), Body::None),
+                };
+                // signing out ends the session it is sent with: use one of its own
+                let throwaway = match (rule, role) {
+                    (Rule::UiSignOut, Some(r)) => Some(crate::ui::Browser::with_token(app, &w.tokens[&r]).await),
+                    _ => None,
+                };
+                let browser = throwaway.as_ref().or_else(|| role.map(|r| &browsers[&r]));
+                let (cookie, csrf) = match browser {
+                    Some(b) => (Some(b.cookie.clone()), b.csrf.clone()),
+                    // not signed in; half of these calls bring a cookie that names no session
+                    None if n.is_multiple_of(2) => (Some("dh_session=dh_not_a_session".to_owned()), "x".to_owned()),
+                    None => (None, String::new()),
+                };
+                let (status, code, location) =
+                    send_ui(app, method.clone(), &path, cookie.as_deref(), &csrf, body).await;
+                checked += 1;
+                if !ui_admits(want, status, &code, &location) {
+                    failures.push(format!(
+                        "{m} {pattern} ({path}) as {role:?} on the {side:?} product: expected {want:?}, got {status} {code} {location}"
+                    ));
+                }
             }
         }
     }

@@ -7,6 +7,7 @@ mod helpers;
 
 mod authz;
 mod authz_matrix;
+mod browser;
 mod catalog;
 mod ddi;
 mod devices;
@@ -25,3 +26,5 @@ mod sessions;
 mod storage_full;
 mod store_identity;
 mod timers;
+mod ui;
+mod webdriver;

@@ -9,7 +9,7 @@ use crate::http::input::Json;
 use crate::http::pagination;
 use crate::http::routes::{Handler, Route};
 use crate::service::Hub;
-use crate::service::people::{self as svc, GrantQuery, NewGrant, NewToken, NewUser, UserUpdate};
+use crate::service::people::{self as svc, GrantQuery, NewGrant, NewPassword, NewToken, NewUser, UserUpdate};
 use crate::service::{Actor, ListParams};
 
 type HubData = web::Data<Hub>;
@@ -26,6 +26,7 @@ pub(super) fn routes() -> Vec<Route> {
         users(Method::PATCH, "/{id}", |r| r.to(update_user)),
         users(Method::PUT, "/{id}", |r| r.to(update_user)),
         users(Method::DELETE, "/{id}", |r| r.to(delete_user)),
+        users(Method::POST, "/{id}/password", |r| r.to(set_password)),
         tokens(Method::GET, "/{id}/tokens", |r| r.to(list_tokens)),
         tokens(Method::POST, "/{id}/tokens", |r| r.to(create_token)),
         tokens(Method::GET, "/{id}/tokens/{token}", |r| r.to(get_token)),
@@ -63,6 +64,14 @@ async fn update_user(hub: HubData, a: Actor, id: Id, body: Json<UserUpdate>) -> 
 async fn delete_user(hub: HubData, a: Actor, id: Id) -> Result<HttpResponse> {
     let id = user_ref(&a, id.into_inner());
     svc::delete_user(&hub, &a, id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Set a password for the web UI: one's own (with `current_password` once one is set), or
+/// anyone's as a global admin. The user's web UI sessions end.
+async fn set_password(hub: HubData, a: Actor, id: Id, body: Json<NewPassword>) -> Result<HttpResponse> {
+    let id = user_ref(&a, id.into_inner());
+    svc::set_password(&hub, &a, id, body.into_inner(), None).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -16,7 +16,9 @@ pub use delivery::{
     DeliveryMethod, DeliveryProcedure, NewProcedure, ProcedureQuery, ProcedureUpdate, ProcedureView, create_method,
     create_procedure, list_methods, list_procedures,
 };
-pub use products::{DdiSettings, Product, ProductUpdate, ProductView, create_product, list_products};
+pub use products::{
+    DdiSettings, DdiSettingsUpdate, Product, ProductUpdate, ProductView, create_product, list_products,
+};
 pub use scoped::{Channels, Models, ProductScoped, ScopedQuery, create_scoped, list_scoped};
 
 use super::{Actor, duplicate, find_path_if, resolve_if};
@@ -28,7 +30,7 @@ use crate::service::Hub;
 use crate::time;
 
 /// How products, models, channels and delivery methods look in the API.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct HandleView {
     pub id: String,
     pub tid: String,

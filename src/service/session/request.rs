@@ -50,6 +50,10 @@ pub struct SessionQuery {
     pub state: Option<String>,
     pub device: Option<String>,
     pub model: Option<String>,
+    /// Product id or handle.
+    pub product: Option<String>,
+    /// Sessions delivering this firmware (id): an assignment's progress.
+    pub firmware: Option<String>,
     /// `true`: only expired sessions, `false` (default): only live ones, `all`: both.
     pub expired: Option<String>,
     #[serde(flatten)]
@@ -115,10 +119,15 @@ pub async fn list(hub: &Hub, actor: &Actor, query: SessionQuery) -> Result<Listi
             let device = query.device.as_deref().map(|d| find_device_ref(conn, d)).transpose()?;
             let model =
                 query.model.as_deref().map(|m| named::<catalog::Models>(conn, &actor, "model", m)).transpose()?;
+            let product =
+                query.product.as_deref().map(|p| named::<catalog::Product>(conn, &actor, "product", p)).transpose()?;
+            let firmware = query.firmware.as_deref().map(|f| firmware_ref(conn, &actor, f)).transpose()?;
             let filter = db::session::Filter {
                 state: session_state.map(|s| s.as_str().to_owned()),
                 device: device.map(|d| d.id),
                 model: model.map(|m| m.id),
+                product: product.map(|p| p.id),
+                target_firmware: firmware,
                 products: only,
                 expired,
             };
@@ -130,6 +139,18 @@ pub async fn list(hub: &Hub, actor: &Actor, query: SessionQuery) -> Result<Listi
             Ok(Listing::new(items, total, page))
         })
         .await
+}
+
+/// A firmware a filter names (by id), if the actor sees it: else an unknown reference.
+fn firmware_ref(conn: &mut AnyConnection, actor: &Actor, raw: &str) -> Result<String> {
+    let unknown = || Error::unprocessable("unknown_reference", format!("firmware: {raw:?} not found"));
+    let id = uuid::Uuid::parse_str(raw).map_err(|_| unknown())?.to_string();
+    let f = db::firmware::find(conn, &id)?.ok_or_else(unknown)?;
+    let model = db::model::find(conn, &f.model_id)?.ok_or_else(|| Error::internal("firmware without model"))?;
+    if !actor.sees(&model.product_id) {
+        return Err(unknown());
+    }
+    Ok(f.id)
 }
 
 /// A device by its UUID (query filters name devices by id).
@@ -160,6 +181,25 @@ pub async fn device_history(
     actor.require_in(Action::Read, &d.product_id)?;
     let query = SessionQuery { device: Some(d.id), expired: Some("all".into()), list: params, ..Default::default() };
     list(hub, actor, query).await
+}
+
+/// A session as lists show it, expired ones included (the admin UI's session page), for
+/// those who may see it.
+pub async fn entry(hub: &Hub, actor: &Actor, id: String) -> Result<HistoryEntry> {
+    let actor = actor.clone();
+    let hub_c = hub.clone();
+    hub.db
+        .run(move |conn| {
+            let s = engine::find_any(conn, &id)?;
+            require_visible(&actor, &s)?;
+            let (s, creator) = match s.expired_at {
+                Some(_) => db::session::find_with_creator(conn, &s.id)?
+                    .ok_or_else(|| Error::not_found(format!("firmware-update session {id:?}")))?,
+                None => engine::read_live(conn, &s.id)?,
+            };
+            HistoryEntry::of(&hub_c, s, creator)
+        })
+        .await
 }
 
 pub async fn events(hub: &Hub, actor: &Actor, id: String) -> Result<Vec<EventView>> {
