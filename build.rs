@@ -6,6 +6,9 @@
 //! (`chromium`, `chromedriver`, Debian's `chromium chromium-driver`) are on the `PATH` at build
 //! time, or when `DEVICEHUB_REQUIRE_BROWSER=1` says it must (CI: then a missing browser fails
 //! the test instead of skipping it). Otherwise it is listed as ignored, with the reason.
+//!
+//! The DMF tests (hawkBit over AMQP) run when `AMQP_URL` points at a RabbitMQ at build time;
+//! without it they are listed as "ignored, AMQP_URL is unset: DMF tests skipped".
 
 use std::path::Path;
 
@@ -16,6 +19,8 @@ fn on_path(name: &str) -> bool {
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(devicehub_pg_tests)");
     println!("cargo::rustc-check-cfg=cfg(devicehub_browser_tests)");
+    println!("cargo::rustc-check-cfg=cfg(devicehub_amqp_tests)");
+    println!("cargo::rerun-if-env-changed=AMQP_URL");
     println!("cargo::rerun-if-env-changed=DATABASE_URL");
     println!("cargo::rerun-if-env-changed=DEVICEHUB_REQUIRE_BROWSER");
     println!("cargo::rerun-if-env-changed=PATH");
@@ -24,6 +29,9 @@ fn main() {
     let pg = std::env::var("DATABASE_URL").is_ok_and(|url| url.starts_with("postgres"));
     if pg {
         println!("cargo::rustc-cfg=devicehub_pg_tests");
+    }
+    if std::env::var("AMQP_URL").is_ok_and(|url| url.starts_with("amqp")) {
+        println!("cargo::rustc-cfg=devicehub_amqp_tests");
     }
     let required = std::env::var("DEVICEHUB_REQUIRE_BROWSER").is_ok_and(|v| v == "1");
     let browser = (on_path("chromium") || Path::new("/usr/bin/chromium").is_file())

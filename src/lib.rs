@@ -21,6 +21,7 @@
 //! The `layer_rules` test below checks these rules on the source tree; `cargo test` (and CI)
 //! fails when a door, a job or the pipeline names the database directly.
 
+pub mod amqp;
 pub mod cli;
 pub mod db;
 pub mod domain;

@@ -31,6 +31,10 @@ pub struct Device {
     pub auto_confirm: Option<String>,
     /// The assigned session the device last installed (hawkBit `installedBase`).
     pub installed_session_id: Option<String>,
+    /// The DMF thing's reply exchange; `None`: not a DMF thing.
+    pub dmf_reply_to: Option<String>,
+    /// The target token, sealed under the server key (DMF's `targetSecurityToken`).
+    pub target_token_sealed: Option<String>,
 }
 
 /// `Some(None)` clears a nullable column, `None` leaves it.
@@ -50,6 +54,8 @@ pub struct DeviceChanges {
     pub attributes_requested: Option<bool>,
     pub auto_confirm: Option<Option<String>>,
     pub installed_session_id: Option<Option<String>>,
+    pub dmf_reply_to: Option<Option<String>>,
+    pub target_token_sealed: Option<Option<String>>,
 }
 
 #[derive(Debug, Default)]

@@ -105,6 +105,9 @@ diesel::table! {
         attributes_requested -> Bool,
         auto_confirm -> Nullable<Text>,
         installed_session_id -> Nullable<Text>,
+        // DMF (migration 000005)
+        dmf_reply_to -> Nullable<Text>,
+        target_token_sealed -> Nullable<Text>,
     }
 }
 

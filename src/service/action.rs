@@ -198,6 +198,25 @@ pub struct DeploymentInfo {
     pub history: Option<(String, Vec<String>)>,
 }
 
+/// The DDI download URL of an artifact, absolute under the public URL; DMF hands it out too.
+pub fn artifact_url(hub: &super::Hub, tenant: &str, controller_id: &str, a: &ArtifactInfo) -> String {
+    let mut url = hub.public_url.clone();
+    if let Ok(mut segments) = url.path_segments_mut() {
+        let module = a.module.to_string();
+        segments.pop_if_empty().extend([
+            tenant,
+            "controller",
+            "v1",
+            controller_id,
+            "softwaremodules",
+            &module,
+            "artifacts",
+            &a.filename,
+        ]);
+    }
+    url.into()
+}
+
 pub fn artifact_of(s: &Session) -> Result<Option<ArtifactInfo>> {
     let Some(payload) = &s.payload else { return Ok(None) };
     let p: Value = serde_json::from_str(payload).map_err(|e| Error::internal(format!("payload: {e}")))?;

@@ -40,6 +40,10 @@ pub struct DeviceUpdate {
     pub channel: Option<Option<String>>,
     /// Replaces all attributes.
     pub attributes: Option<Map<String, Value>>,
+    /// Marks the device as a DMF thing whose gateway listens on this AMQP exchange
+    /// (assignments then go out over AMQP); `null` unmarks it.
+    #[serde(default, deserialize_with = "double_option")]
+    pub dmf_reply_to: Option<Option<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -78,6 +82,8 @@ pub struct DeviceView {
     /// Whether the device has a hawkBit target token (the token itself is shown only when
     /// it is made: on create and on rotation).
     pub has_target_token: bool,
+    /// The DMF thing's reply exchange; `null`: not a DMF thing.
+    pub dmf_reply_to: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target_token: Option<String>,
 }
@@ -98,6 +104,7 @@ pub fn view(d: db::device::Device) -> DeviceView {
         created_at: d.created_at,
         updated_at: d.updated_at,
         has_target_token: d.target_token_hash.is_some(),
+        dmf_reply_to: d.dmf_reply_to,
         target_token: None,
     }
 }
@@ -132,8 +139,20 @@ pub fn new_device(product_id: String, device_id: String, now: chrono::NaiveDateT
         attributes_requested: true,
         auto_confirm: None,
         installed_session_id: None,
+        dmf_reply_to: None,
+        target_token_sealed: None,
     };
     (row, token)
+}
+
+/// The target token sealed for storage, bound to its device row.
+pub fn seal_target_token(_hub: &Hub, _device_row_id: &str, _token: &str) -> Option<String> {
+    None
+}
+
+/// A device's target token, for DMF's `targetSecurityToken`.
+pub fn target_token(_conn: &mut AnyConnection, _hub: &Hub, _device: &db::device::Device) -> Result<Option<String>> {
+    Ok(None)
 }
 
 /// Makes a new target token for a device; the old one stops working at once.
@@ -273,6 +292,11 @@ pub async fn update(hub: &Hub, actor: &Actor, id: String, input: DeviceUpdate) -
         validate_name("name", name)?;
     }
     let attributes = input.attributes.as_ref().map(validate_attributes).transpose()?;
+    if let Some(Some(exchange)) = &input.dmf_reply_to
+        && (exchange.trim().is_empty() || exchange.len() > 255 || exchange.chars().any(char::is_control))
+    {
+        return Err(Error::invalid("dmf_reply_to: an AMQP exchange name of 1 to 255 characters"));
+    }
     let actor = actor.clone();
     hub.db
         .run(move |conn| {
@@ -298,6 +322,7 @@ pub async fn update(hub: &Hub, actor: &Actor, id: String, input: DeviceUpdate) -
                     model_id,
                     channel_id,
                     attributes,
+                    dmf_reply_to: input.dmf_reply_to.clone(),
                     updated_at: Some(time::now()),
                     ..Default::default()
                 };
@@ -312,10 +337,33 @@ pub async fn delete(hub: &Hub, actor: &Actor, id: String) -> Result<()> {
     let actor = actor.clone();
     hub.db
         .run(move |conn| {
-            let d = find(conn, &actor, &id)?;
-            actor.require_in(Action::Write, &d.product_id)?;
-            db::device::delete(conn, &d.id)?;
-            Ok(())
+            write_transaction(conn, |conn| {
+                let d = find(conn, &actor, &id)?;
+                actor.require_in(Action::Write, &d.product_id)?;
+                // a DMF thing's gateway is told THING_DELETED
+                super::dmf::delete_device(conn, &d)
+            })
         })
-        .await
+        .await?;
+    hub.jobs_ready.notify_waiters();
+    Ok(())
+}
+
+/// Asks the device for its attributes (hawkBit's request attributes update): the DDI poll
+/// shows `configData`, a DMF thing gets `REQUEST_ATTRIBUTES_UPDATE`.
+pub async fn request_attributes(hub: &Hub, actor: &Actor, id: String) -> Result<DeviceView> {
+    let actor = actor.clone();
+    let v = hub
+        .db
+        .run(move |conn| {
+            write_transaction(conn, |conn| {
+                let d = find(conn, &actor, &id)?;
+                actor.require_in(Action::Write, &d.product_id)?;
+                super::dmf::request_attributes(conn, &d)?;
+                Ok(view(find(conn, &actor, &d.id)?))
+            })
+        })
+        .await?;
+    hub.jobs_ready.notify_waiters();
+    Ok(v)
 }

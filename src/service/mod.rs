@@ -7,6 +7,7 @@ pub mod auth;
 pub mod catalog;
 pub mod ddi;
 pub mod devices;
+pub mod dmf;
 pub mod firmware;
 pub mod hub;
 pub mod jobs;

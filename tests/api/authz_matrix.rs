@@ -181,6 +181,7 @@ const RULES: &[(&str, &str, Rule)] = {
         ("DELETE", "/api/v1/devices/{id}", InProduct(Write)),
         ("GET", "/api/v1/devices/{id}/sessions", InProduct(Read)),
         ("POST", "/api/v1/devices/{id}/target-token", InProduct(Write)),
+        ("POST", "/api/v1/devices/{id}/request-attributes", InProduct(Write)),
         // catalog
         ("GET", "/api/v1/products", AnyUser),
         ("POST", "/api/v1/products", GlobalAdmin),

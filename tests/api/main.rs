@@ -11,6 +11,7 @@ mod browser;
 mod catalog;
 mod ddi;
 mod devices;
+mod dmf;
 mod downloads;
 mod firmware;
 mod health;

@@ -302,6 +302,7 @@ async fn update_device(hub: HubData, p: Posted, id: web::Path<String>) -> Page {
         model: clearable(f, "model"),
         channel: clearable(f, "channel"),
         attributes,
+        dmf_reply_to: None,
     });
     let id = id.into_inner();
     let result = async { devices_svc::update(&hub, &p.signed.actor, id.clone(), input?).await }.await;

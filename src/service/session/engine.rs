@@ -148,6 +148,7 @@ pub fn apply(
             }
             log_event(conn, &s.id, at, "transition", Some(from), Some(to), details.message)?;
             record_notices(conn, details.notices, at)?;
+            crate::service::dmf::on_transition(conn, s, to, at)?;
             let moved = db::session::find(conn, &s.id)?.ok_or_else(|| Error::internal("session vanished"))?;
             // Every door's start (a device's /start, an admin's assignment) obeys the queue
             // limit: one that finds the queue full goes on to fail in the same transaction.
@@ -299,6 +300,7 @@ pub fn request_cancel(conn: &mut AnyConnection, s: &Session, at: NaiveDateTime, 
         return Ok(false);
     }
     log_event(conn, &s.id, at, "cancel_requested", None, None, Some(message))?;
+    crate::service::dmf::on_cancel_requested(conn, s, at)?;
     Ok(true)
 }
 
