@@ -141,3 +141,11 @@ pub fn in_product(conn: &mut AnyConnection, product_id: &str, channel_id: Option
     }
     q.order(devices::created_at).select(Device::as_select()).load(conn)
 }
+
+/// Every device's sealed target token (`devicehub reseal` seals them again).
+pub fn sealed_tokens(conn: &mut AnyConnection) -> QueryResult<Vec<(String, String)>> {
+    devices::table
+        .filter(devices::target_token_sealed.is_not_null())
+        .select((devices::id, devices::target_token_sealed.assume_not_null()))
+        .load(conn)
+}

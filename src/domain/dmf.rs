@@ -264,8 +264,7 @@ pub fn parse(env: &Envelope) -> Result<Message, Rejection> {
 #[serde(rename_all = "camelCase")]
 pub struct DownloadRequest {
     pub action_id: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub target_security_token: Option<String>,
+    pub target_security_token: String,
     pub software_modules: Vec<SoftwareModule>,
 }
 

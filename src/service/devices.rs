@@ -145,33 +145,59 @@ pub fn new_device(product_id: String, device_id: String, now: chrono::NaiveDateT
     (row, token)
 }
 
-/// The target token sealed for storage, bound to its device row.
-pub fn seal_target_token(_hub: &Hub, _device_row_id: &str, _token: &str) -> Option<String> {
-    None
+/// What a device's sealed target token is bound to: its row.
+pub fn token_context(device_row_id: &str) -> String {
+    format!("device-target-token:{device_row_id}")
 }
 
-/// A device's target token, for DMF's `targetSecurityToken`.
-pub fn target_token(_conn: &mut AnyConnection, _hub: &Hub, _device: &db::device::Device) -> Result<Option<String>> {
-    Ok(None)
+/// The target token sealed for storage (DMF sends it as `targetSecurityToken`), bound to
+/// its device row.
+pub fn seal_target_token(hub: &Hub, device_row_id: &str, token: &str) -> String {
+    hub.sealer.seal(token.as_bytes(), &token_context(device_row_id))
+}
+
+/// A device's target token, for DMF's `targetSecurityToken`: opened from its sealed copy. A
+/// device whose token exists only as a hash (made before tokens were sealed, or by DDI
+/// plug-and-play or a seed-003 request) gets a new one here; the message that carries it
+/// tells its gateway.
+pub fn target_token(conn: &mut AnyConnection, hub: &Hub, device: &db::device::Device) -> Result<String> {
+    if let Some(sealed) = &device.target_token_sealed {
+        let token = String::from_utf8(hub.sealer.open(sealed, &token_context(&device.id))?)
+            .map_err(|_| Error::internal("a sealed target token is not text"))?;
+        if device.target_token_hash.as_deref() == Some(crate::service::auth::hash_token(&token).as_str()) {
+            return Ok(token);
+        }
+    }
+    let token = generate_target_token();
+    store_target_token(conn, hub, &device.id, &token)?;
+    tracing::info!(device = %device.device_id, "issued a target token for DMF (the device had none kept sealed)");
+    Ok(token)
+}
+
+/// Stores a device's token: its hash (DDI checks it) and its sealed copy.
+fn store_target_token(conn: &mut AnyConnection, hub: &Hub, device_row_id: &str, token: &str) -> Result<()> {
+    let changes = db::device::DeviceChanges {
+        target_token_hash: Some(Some(crate::service::auth::hash_token(token))),
+        target_token_sealed: Some(Some(seal_target_token(hub, device_row_id, token))),
+        updated_at: Some(time::now()),
+        ..Default::default()
+    };
+    db::device::update(conn, device_row_id, &changes)?;
+    Ok(())
 }
 
 /// Makes a new target token for a device; the old one stops working at once.
 pub async fn rotate_target_token(hub: &Hub, actor: &Actor, id: String) -> Result<DeviceView> {
     let actor = actor.clone();
+    let hub_c = hub.clone();
     hub.db
         .run(move |conn| {
-            let mut d = find(conn, &actor, &id)?;
+            let d = find(conn, &actor, &id)?;
             actor.require_in(Action::Write, &d.product_id)?;
             let token = generate_target_token();
-            d.target_token_hash = Some(crate::service::auth::hash_token(&token));
-            d.updated_at = time::now();
-            let changes = db::device::DeviceChanges {
-                target_token_hash: Some(d.target_token_hash.clone()),
-                updated_at: Some(d.updated_at),
-                ..Default::default()
-            };
-            db::device::update(conn, &d.id, &changes)?;
-            let mut v = view(d);
+            // a DMF thing's gateway gets the new token with the next message
+            store_target_token(conn, &hub_c, &d.id, &token)?;
+            let mut v = view(find(conn, &actor, &d.id)?);
             v.target_token = Some(token);
             Ok(v)
         })
@@ -207,6 +233,7 @@ pub async fn create(hub: &Hub, actor: &Actor, input: NewDevice) -> Result<Device
         .map(|v| FirmwareVersion::parse_lenient("installed_version", v))
         .transpose()?;
     let actor = actor.clone();
+    let hub_c = hub.clone();
     hub.db
         .run(move |conn| {
             write_transaction(conn, |conn| {
@@ -231,6 +258,7 @@ pub async fn create(hub: &Hub, actor: &Actor, input: NewDevice) -> Result<Device
                     .map(|c| named_in::<catalog::Channels>(conn, &actor, "channel", c, &product_id))
                     .transpose()?;
                 let (mut row, target_token) = new_device(product_id, input.device_id.clone(), time::now());
+                row.target_token_sealed = Some(seal_target_token(&hub_c, &row.id, &target_token));
                 row.name = input.name;
                 row.model_id = model.map(|m| m.id);
                 row.channel_id = channel.map(|c| c.id);

@@ -215,7 +215,7 @@ fn thing_created(
         Some(d) => d,
         None => {
             let (mut row, token) = super::devices::new_device(product.id.clone(), thing.to_owned(), now);
-            row.target_token_sealed = super::devices::seal_target_token(hub, &row.id, &token);
+            row.target_token_sealed = Some(super::devices::seal_target_token(hub, &row.id, &token));
             db::device::insert(conn, &row)?;
             tracing::info!(product = %product.tid, thing, "registered a DMF thing");
             row

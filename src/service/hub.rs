@@ -9,6 +9,7 @@ use url::Url;
 use super::links::LinkSigner;
 use super::outbox::Couriers;
 use super::readiness::BrokerLink;
+use super::sealing::Sealer;
 use crate::db::Db;
 use crate::settings::Settings;
 use crate::storage::Storage;
@@ -29,6 +30,8 @@ pub struct Hub {
     pub couriers: Couriers,
     /// The DMF door's broker link, for `/readyz` (unset while AMQP is off).
     pub broker: BrokerLink,
+    /// Seals secrets the database keeps (`service::sealing`).
+    pub sealer: Arc<Sealer>,
 }
 
 impl Hub {

@@ -19,6 +19,7 @@ pub mod people;
 pub mod pipeline;
 pub mod readiness;
 pub mod scrub;
+pub mod sealing;
 pub mod session;
 pub mod store_identity;
 pub mod twin;

@@ -47,13 +47,13 @@ macro_rules! dmf_tests {
 }
 
 dmf_tests!(
+    a_thing_registers_installs_and_reports,
     errors_attributes_and_ping,
     cancel_both_ways_and_download_only,
     malformed_messages_go_to_the_dead_letter_queue,
+    removal_deletion_attribute_requests_and_ddi,
     nothing_is_lost_or_applied_twice_when_the_broker_drops_connections,
 );
-// With the sealed target token (targetSecurityToken), next commit:
-// a_thing_registers_installs_and_reports, removal_deletion_attribute_requests_and_ddi
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -700,4 +700,77 @@ async fn nothing_is_lost_or_applied_twice_when_the_broker_drops_connections(back
         assert!(announced.contains_key(action), "DOWNLOAD_AND_INSTALL of {action} never arrived");
     }
     assert!(gw.dead_letters().await.is_empty());
+}
+
+/// The target token DMF hands out is kept sealed, never in plaintext, and a key rotation
+/// (`devicehub reseal`) keeps it readable. Needs no broker.
+mod sealed_tokens {
+    use std::sync::Arc;
+
+    use devicehub::service::sealing::{self, Sealer};
+    use devicehub::settings::Secret;
+    use serde_json::json;
+
+    use crate::helpers::{Backend, TestApp};
+
+    crate::on_both_backends!(target_tokens_are_sealed_and_survive_a_key_rotation);
+
+    async fn token_of(app: &TestApp, id: &str) -> (String, Option<String>) {
+        let id = id.to_owned();
+        let hub = app.hub.clone();
+        app.hub
+            .db
+            .run(move |conn| {
+                let d = devicehub::db::device::find(conn, &id)?.expect("the device");
+                let sealed = d.target_token_sealed.clone();
+                Ok((devicehub::service::devices::target_token(conn, &hub, &d)?, sealed))
+            })
+            .await
+            .unwrap()
+    }
+
+    async fn target_tokens_are_sealed_and_survive_a_key_rotation(backend: Backend) {
+        let app = TestApp::spawn(backend).await;
+        app.seed_catalog().await;
+        let made = app.post("/api/v1/devices", json!({"device_id": "d-1", "product": "P1"})).await.expect(201);
+        let (id, token) = (made.id(), made.body["target_token"].as_str().unwrap().to_owned());
+        let (opened, sealed) = token_of(&app, &id).await;
+        assert_eq!(opened, token);
+        let sealed = sealed.expect("kept sealed");
+        assert!(sealed.starts_with("dh1:") && !sealed.contains(&token), "not in plaintext: {sealed}");
+
+        // a new key first, the old one after it: reseal moves the token over
+        let old = std::fs::read_to_string(app.env.dir.path().join("sealing.key")).unwrap();
+        let old = old.lines().find(|l| !l.starts_with('#') && !l.trim().is_empty()).unwrap().trim().to_owned();
+        let new = Sealer::generate_key();
+        let env = app.stop().await;
+        let app = TestApp::start(env, |s| s.sealing_key = Some(Secret::new(format!("{new},{old}")))).await;
+        let sealer = Arc::new(Sealer::from_hex_keys(&[new.as_str(), old.as_str()]).unwrap());
+        let done = sealing::reseal_everything(&app.hub.db, sealer).await.unwrap();
+        assert!(done.values >= 2, "the canary and the token: {done:?}");
+        let env = app.stop().await;
+        let app = TestApp::start(env, |s| s.sealing_key = Some(Secret::new(new.clone()))).await;
+        let (opened, resealed) = token_of(&app, &id).await;
+        assert_eq!(opened, token, "the new key alone opens the token");
+        assert_ne!(resealed.as_deref(), Some(sealed.as_str()));
+
+        // a device whose token exists only as a hash (DDI plug-and-play, older rows) gets a new
+        // one the first time DMF needs it; the old hash stops working
+        let legacy = app.post("/api/v1/devices", json!({"device_id": "d-2", "product": "P1"})).await.expect(201);
+        let legacy_id = legacy.id();
+        let lid = legacy_id.clone();
+        app.hub
+            .db
+            .run(move |conn| {
+                let changes =
+                    devicehub::db::device::DeviceChanges { target_token_sealed: Some(None), ..Default::default() };
+                Ok(devicehub::db::device::update(conn, &lid, &changes)?)
+            })
+            .await
+            .unwrap();
+        let (issued, now_sealed) = token_of(&app, &legacy_id).await;
+        assert_ne!(issued, legacy.body["target_token"].as_str().unwrap());
+        assert!(now_sealed.is_none(), "read before the new token was stored");
+        assert_eq!(token_of(&app, &legacy_id).await.0, issued, "issued once, then kept");
+    }
 }

@@ -23,6 +23,7 @@ mod people;
 mod process;
 mod races;
 mod scrub;
+mod sealing;
 mod sessions;
 mod storage_full;
 mod store_identity;
