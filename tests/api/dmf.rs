@@ -53,6 +53,8 @@ dmf_tests!(
     malformed_messages_go_to_the_dead_letter_queue,
     removal_deletion_attribute_requests_and_ddi,
     nothing_is_lost_or_applied_twice_when_the_broker_drops_connections,
+    consent_over_dmf_and_a_reply_exchange_that_does_not_exist,
+    a_clashing_topology_is_named,
 );
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -700,6 +702,74 @@ async fn nothing_is_lost_or_applied_twice_when_the_broker_drops_connections(back
         assert!(announced.contains_key(action), "DOWNLOAD_AND_INSTALL of {action} never arrived");
     }
     assert!(gw.dead_letters().await.is_empty());
+}
+
+async fn consent_over_dmf_and_a_reply_exchange_that_does_not_exist(backend: Backend) {
+    let vhost = Vhost::create();
+    let app = server(backend, &vhost).await;
+    let (fw, _) = fleet(&app).await;
+    app.patch("/api/v1/products/P1", json!({"ddi": {"confirmation_required": true}})).await.expect(200);
+    let mut gw = Gateway::connect(&vhost.url, "gw.replies").await;
+    gw.thing_created("thing-7", json!({"type": "CAFEBABE"})).await;
+    ping(&mut gw, "p-0").await;
+
+    // consent first: CONFIRM, then CONFIRMED turns it into DOWNLOAD_AND_INSTALL
+    let (s1, a1) = assign(&app, &fw, json!({"devices": ["thing-7"]})).await;
+    let confirm = gw.expect("CONFIRM").await;
+    assert_eq!(confirm.json()["actionId"], json!(a1));
+    gw.status(a1, "RUNNING", "k-0").await; // not before consent: dead-lettered
+    gw.status(a1, "CONFIRMED", "k-1").await;
+    assert_eq!(gw.expect("DOWNLOAD_AND_INSTALL").await.json()["actionId"], json!(a1));
+    gw.status(a1, "FINISHED", "k-2").await;
+    app.wait_for_state(&s1, &["success"]).await;
+    assert_eq!(gw.dead_letters().await.len(), 1);
+
+    // auto-confirm on: the next action goes out for installation at once
+    let h = [("type", "EVENT"), ("tenant", "P1"), ("topic", "UPDATE_AUTO_CONFIRM"), ("thingId", "thing-7")];
+    gw.send(&h, None, json!({"enabled": true, "initiator": "gw"}).to_string().as_bytes()).await;
+    ping(&mut gw, "p-1").await;
+    let (_, a2) = assign(&app, &fw, json!({"devices": ["thing-7"]})).await;
+    assert_eq!(gw.expect("DOWNLOAD_AND_INSTALL").await.json()["actionId"], json!(a2));
+
+    // a thing whose reply exchange does not exist: the door stays up, the message waits in
+    // the outbox and arrives once the gateway declared its exchange
+    app.patch("/api/v1/products/P1", json!({"ddi": {"confirmation_required": false}})).await.expect(200);
+    let h = [("type", "THING_CREATED"), ("tenant", "P1"), ("thingId", "thing-8")];
+    gw.send_with(&h, None, Some("application/json"), Some("gw.late"), br#"{"type": "CAFEBABE"}"#).await;
+    ping(&mut gw, "p-2").await;
+    let (s8, a8) = assign(&app, &fw, json!({"devices": ["thing-8"]})).await;
+    app.wait_for_state(&s8, &["created"]).await;
+    tokio::time::sleep(Duration::from_millis(500)).await; // a few refused attempts
+    ping(&mut gw, "p-3").await;
+    let mut late = Gateway::connect(&vhost.url, "gw.late").await;
+    let m = late.expect("DOWNLOAD_AND_INSTALL").await;
+    assert_eq!((m.headers["thingId"].as_str(), m.json()["actionId"].clone()), ("thing-8", json!(a8)));
+}
+
+async fn a_clashing_topology_is_named(backend: Backend) {
+    let vhost = Vhost::create();
+    // someone declared the receiver exchange as a direct exchange before
+    let conn = Connection::connect(&vhost.url, ConnectionProperties::default()).await.unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
+    ch.exchange_declare("dmf.exchange".into(), ExchangeKind::Direct, durable, FieldTable::default()).await.unwrap();
+    let url = vhost.url.clone();
+    let app = TestApp::spawn_with(backend, move |s| s.amqp_url = Some(devicehub::settings::Secret::new(url))).await;
+    let deadline = std::time::Instant::now() + WAIT;
+    let said = loop {
+        let r = app.get("/readyz").await;
+        let link = r.body["amqp"].as_str().unwrap_or_default().to_owned();
+        if link.contains("dmf.exchange") {
+            assert_eq!(r.status, 200, "HTTP still serves: {}", r.body);
+            break link;
+        }
+        assert!(std::time::Instant::now() < deadline, "the clash was never reported: {}", r.body);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(said.contains("receiver exchange") && said.contains("dmf_exchange"), "{said}");
+    // once the stale exchange is gone, the door declares its own and links up
+    ch.exchange_delete("dmf.exchange".into(), lapin::options::ExchangeDeleteOptions::default()).await.unwrap();
+    wait_linked(&app).await;
 }
 
 /// The target token DMF hands out is kept sealed, never in plaintext, and a key rotation
