@@ -6,6 +6,10 @@
 //! (`chromium`, `chromedriver`, Debian's `chromium chromium-driver`) are on the `PATH` at build
 //! time, or when `DEVICEHUB_REQUIRE_BROWSER=1` says it must (CI: then a missing browser fails
 //! the test instead of skipping it). Otherwise it is listed as ignored, with the reason.
+//!
+//! The same for the delivery procedures' checks against the stock tools a device uses
+//! (`minisign`, `zstd`; Debian's `minisign zstd`): run when both are on the `PATH`, or
+//! when `DEVICEHUB_REQUIRE_TOOLS=1` (CI) says they must.
 
 use std::path::Path;
 
@@ -16,6 +20,8 @@ fn on_path(name: &str) -> bool {
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(devicehub_pg_tests)");
     println!("cargo::rustc-check-cfg=cfg(devicehub_browser_tests)");
+    println!("cargo::rustc-check-cfg=cfg(devicehub_tool_tests)");
+    println!("cargo::rerun-if-env-changed=DEVICEHUB_REQUIRE_TOOLS");
     println!("cargo::rerun-if-env-changed=DATABASE_URL");
     println!("cargo::rerun-if-env-changed=DEVICEHUB_REQUIRE_BROWSER");
     println!("cargo::rerun-if-env-changed=PATH");
@@ -30,5 +36,9 @@ fn main() {
         && (on_path("chromedriver") || Path::new("/usr/bin/chromedriver").is_file());
     if browser || required {
         println!("cargo::rustc-cfg=devicehub_browser_tests");
+    }
+    let tools = on_path("minisign") && on_path("zstd");
+    if tools || std::env::var("DEVICEHUB_REQUIRE_TOOLS").is_ok_and(|v| v == "1") {
+        println!("cargo::rustc-cfg=devicehub_tool_tests");
     }
 }

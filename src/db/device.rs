@@ -31,6 +31,8 @@ pub struct Device {
     pub auto_confirm: Option<String>,
     /// The assigned session the device last installed (hawkBit `installedBase`).
     pub installed_session_id: Option<String>,
+    /// Its age X25519 recipient, for the `encrypt` step.
+    pub age_recipient: Option<String>,
 }
 
 /// `Some(None)` clears a nullable column, `None` leaves it.
@@ -50,6 +52,7 @@ pub struct DeviceChanges {
     pub attributes_requested: Option<bool>,
     pub auto_confirm: Option<Option<String>>,
     pub installed_session_id: Option<Option<String>>,
+    pub age_recipient: Option<Option<String>>,
 }
 
 #[derive(Debug, Default)]

@@ -105,6 +105,7 @@ diesel::table! {
         attributes_requested -> Bool,
         auto_confirm -> Nullable<Text>,
         installed_session_id -> Nullable<Text>,
+        age_recipient -> Nullable<Text>,
     }
 }
 
@@ -317,3 +318,22 @@ diesel::allow_tables_to_appear_in_same_query!(
     web_sessions,
     sign_in_failures,
 );
+
+diesel::table! {
+    signing_keys (id) {
+        id -> Text,
+        name -> Text,
+        key_id -> Text,
+        public_key -> Text,
+        secret_sealed -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    output_claims (cache_key) {
+        cache_key -> Text,
+        holder -> Text,
+        expires_at -> Timestamp,
+    }
+}

@@ -27,6 +27,8 @@ pub struct NewDevice {
     #[serde(default)]
     pub attributes: Map<String, Value>,
     pub installed_version: Option<String>,
+    /// The device's age X25519 public key (`age1…`), for the `encrypt` step.
+    pub age_recipient: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -40,6 +42,9 @@ pub struct DeviceUpdate {
     pub channel: Option<Option<String>>,
     /// Replaces all attributes.
     pub attributes: Option<Map<String, Value>>,
+    /// `null` removes it.
+    #[serde(default, deserialize_with = "double_option")]
+    pub age_recipient: Option<Option<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -80,6 +85,8 @@ pub struct DeviceView {
     pub has_target_token: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target_token: Option<String>,
+    /// Its age X25519 public key, if set (the server never holds the identity).
+    pub age_recipient: Option<String>,
 }
 
 pub fn view(d: db::device::Device) -> DeviceView {
@@ -99,6 +106,7 @@ pub fn view(d: db::device::Device) -> DeviceView {
         updated_at: d.updated_at,
         has_target_token: d.target_token_hash.is_some(),
         target_token: None,
+        age_recipient: d.age_recipient,
     }
 }
 
@@ -132,6 +140,7 @@ pub fn new_device(product_id: String, device_id: String, now: chrono::NaiveDateT
         attributes_requested: true,
         auto_confirm: None,
         installed_session_id: None,
+        age_recipient: None,
     };
     (row, token)
 }
@@ -169,6 +178,13 @@ pub fn validate_attributes(attributes: &Map<String, Value>) -> Result<String> {
     serde_json::to_string(attributes).map_err(|e| Error::internal(e.to_string()))
 }
 
+/// Checks an age recipient and answers it in its canonical form.
+fn validate_age_recipient(text: &str) -> Result<String> {
+    crate::pipeline::steps::encrypt::parse_recipient(text)
+        .map(|r| r.to_string())
+        .map_err(|why| Error::invalid(format!("age_recipient: {why}")))
+}
+
 /// A device by id; one in a product the actor does not see is not found either.
 fn find(conn: &mut AnyConnection, actor: &Actor, id: &str) -> Result<db::device::Device> {
     let not_found = || Error::not_found(format!("device {id:?}"));
@@ -182,6 +198,7 @@ pub async fn create(hub: &Hub, actor: &Actor, input: NewDevice) -> Result<Device
         validate_name("name", name)?;
     }
     let attributes = validate_attributes(&input.attributes)?;
+    let age_recipient = input.age_recipient.as_deref().map(validate_age_recipient).transpose()?;
     let installed = input
         .installed_version
         .as_deref()
@@ -217,6 +234,7 @@ pub async fn create(hub: &Hub, actor: &Actor, input: NewDevice) -> Result<Device
                 row.channel_id = channel.map(|c| c.id);
                 row.installed_version = installed.map(|v| v.to_string());
                 row.attributes = attributes;
+                row.age_recipient = age_recipient;
                 db::device::insert(conn, &row).map_err(Error::from).map_err(super::duplicate(
                     "device in this product",
                     "device_id",
@@ -273,6 +291,11 @@ pub async fn update(hub: &Hub, actor: &Actor, id: String, input: DeviceUpdate) -
         validate_name("name", name)?;
     }
     let attributes = input.attributes.as_ref().map(validate_attributes).transpose()?;
+    let age_recipient = match &input.age_recipient {
+        Some(Some(r)) => Some(Some(validate_age_recipient(r)?)),
+        Some(None) => Some(None),
+        None => None,
+    };
     let actor = actor.clone();
     hub.db
         .run(move |conn| {
@@ -298,6 +321,7 @@ pub async fn update(hub: &Hub, actor: &Actor, id: String, input: DeviceUpdate) -
                     model_id,
                     channel_id,
                     attributes,
+                    age_recipient: age_recipient.clone(),
                     updated_at: Some(time::now()),
                     ..Default::default()
                 };

@@ -71,6 +71,7 @@ pub fn touch(
                 attributes_requested: true,
                 auto_confirm: None,
                 installed_session_id: None,
+                age_recipient: None,
             };
             db::device::insert(conn, &row)?;
             Ok(row.id)

@@ -19,6 +19,7 @@ mod migrations;
 mod nul;
 mod outbox;
 mod people;
+mod procedures;
 mod process;
 mod races;
 mod scrub;
