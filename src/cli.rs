@@ -78,6 +78,9 @@ pub enum Command {
     /// Make the configured object store this database's (after a lost store was replaced, or a
     /// store restored without its database); `serve` refuses a store that is not.
     AdoptStore,
+    /// Seal every secret the database keeps again under the first sealing key (after putting
+    /// a new key first in DEVICEHUB_SEALING_KEY / the key file); then the old keys can go.
+    Reseal,
     /// Check a signed deliverable as a device would and rebuild the exact target image:
     /// verifies the signature and the manifest, decrypts, decompresses, applies the delta.
     /// Exits 1 naming the check that failed. Needs no server, database or configuration.

@@ -80,6 +80,11 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             println!("the object store {} is now this database's (store id {id})", storage.describe());
             Ok(())
         }
+        Command::Reseal => {
+            let done = startup::reseal(settings).await?;
+            println!("sealed {} values again under the first sealing key", done.values);
+            Ok(())
+        }
         Command::Healthcheck => healthcheck(&settings.listen).await,
         Command::Verify(args) => anyhow::bail!("verify {} runs before settings load", args.deliverable.display()),
     }

@@ -27,6 +27,8 @@
 //! | `orphan_grace_secs` | `DEVICEHUB_ORPHAN_GRACE_SECS` | `86400`: staging files and objects no row refers to are removed once this old |
 //! | `orphan_sweep_interval_secs` | `DEVICEHUB_ORPHAN_SWEEP_INTERVAL_SECS` | `3600`: how often orphans are swept (and once at start-up) |
 //! | `scrub_interval_secs` | `DEVICEHUB_SCRUB_INTERVAL_SECS` | `86400`: every stored object is re-hashed this often in the background (0: never; `devicehub scrub` still works) |
+//! | `sealing_key` | `DEVICEHUB_SEALING_KEY` | none: the key(s) sealing secrets kept in the database, 64 hex digits each, comma-separated, the sealing one first (`service::sealing`) |
+//! | `sealing_key_file` | `DEVICEHUB_SEALING_KEY_FILE` | `<data_dir>/sealing.key`, created on the first start: the same, one key per line |
 //! | `scrub_bytes_per_sec` | `DEVICEHUB_SCRUB_BYTES_PER_SEC` | `16777216` (16 MiB/s per instance): how fast the scrub reads (0: unlimited) |
 //!
 //! The config file is `--config FILE` / `DEVICEHUB_CONFIG`, else `./devicehub.toml` when it
@@ -77,6 +79,9 @@ pub struct Settings {
     /// defaults to `http://<bound address>`.
     pub public_url: Option<Url>,
     pub admin_token: Option<Secret>,
+    /// Keys sealing secrets kept in the database (`service::sealing`), else `sealing_key_file`.
+    pub sealing_key: Option<Secret>,
+    pub sealing_key_file: Option<PathBuf>,
     pub object_store: String,
     pub max_image_size: u64,
     pub db_pool_size: u32,
@@ -119,6 +124,8 @@ impl fmt::Debug for Settings {
             .field("database_url", &redact_url(&self.database_url))
             .field("public_url", &self.public_url.as_ref().map(Url::as_str))
             .field("admin_token", &self.admin_token)
+            .field("sealing_key", &self.sealing_key)
+            .field("sealing_key_file", &self.sealing_key_file)
             .field("object_store", &redact_url(&self.object_store))
             .field("max_image_size", &self.max_image_size)
             .field("db_pool_size", &self.db_pool_size)
@@ -163,6 +170,8 @@ struct RawSettings {
     database_url: Option<String>,
     public_url: Option<String>,
     admin_token: Option<String>,
+    sealing_key: Option<String>,
+    sealing_key_file: Option<PathBuf>,
     object_store: Option<String>,
     max_image_size: Option<u64>,
     db_pool_size: Option<u32>,
@@ -268,6 +277,8 @@ impl Settings {
             database_url,
             public_url,
             admin_token: raw.admin_token.filter(|s| !s.is_empty()).map(Secret),
+            sealing_key: raw.sealing_key.filter(|s| !s.is_empty()).map(Secret),
+            sealing_key_file: raw.sealing_key_file.filter(|p| !p.as_os_str().is_empty()),
             object_store,
             max_image_size: raw.max_image_size.unwrap_or(DEFAULT_MAX_IMAGE_SIZE),
             db_pool_size: raw.db_pool_size.unwrap_or(8),

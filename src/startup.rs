@@ -13,6 +13,7 @@ use crate::db::Db;
 use crate::service::Hub;
 use crate::service::links::{self, LinkSigner};
 use crate::service::people::{self, Bootstrap};
+use crate::service::sealing::Sealer;
 use crate::service::store_identity;
 use crate::settings::{Settings, parse_public_url};
 use crate::storage::{Storage, keys};
@@ -106,6 +107,8 @@ pub async fn shared_hub(db: Db, storage: Storage, settings: Settings, public_url
         .run(|conn| Ok(crate::db::secret::get_or_create(conn, links::SECRET_NAME, LinkSigner::generate_secret)?))
         .await?;
     let key = hex::decode(&secret).context("the stored download-link key is not hex")?;
+    let sealer = Arc::new(Sealer::load(&settings)?);
+    sealer.check_against(&db).await?;
     Ok(Hub {
         db,
         storage,
@@ -114,6 +117,7 @@ pub async fn shared_hub(db: Db, storage: Storage, settings: Settings, public_url
         links: LinkSigner::new(&key),
         jobs_ready: Arc::new(tokio::sync::Notify::new()),
         couriers: Default::default(),
+        sealer,
     })
 }
 
@@ -195,4 +199,11 @@ fn announce_bootstrap(bootstrap: &Bootstrap) {
             );
         }
     }
+}
+
+/// `devicehub reseal`: every sealed value sealed again under the first sealing key.
+pub async fn reseal(settings: Settings) -> anyhow::Result<crate::service::sealing::Resealed> {
+    let (db, _) = open(&settings).await?;
+    let sealer = Arc::new(Sealer::load(&settings)?);
+    Ok(crate::service::sealing::reseal_everything(&db, sealer).await?)
 }

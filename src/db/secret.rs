@@ -27,3 +27,8 @@ pub fn get_or_create(conn: &mut AnyConnection, name: &str, make: impl FnOnce() -
     };
     server_secrets::table.find(name).select(server_secrets::value).get_result(conn)
 }
+
+/// Replaces the value of an existing secret (a sealed one sealed again under a new key).
+pub fn replace(conn: &mut AnyConnection, name: &str, value: &str) -> QueryResult<usize> {
+    diesel::update(server_secrets::table.find(name)).set(server_secrets::value.eq(value)).execute(conn)
+}

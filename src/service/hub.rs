@@ -8,6 +8,7 @@ use url::Url;
 
 use super::links::LinkSigner;
 use super::outbox::Couriers;
+use super::sealing::Sealer;
 use crate::db::Db;
 use crate::settings::Settings;
 use crate::storage::Storage;
@@ -26,6 +27,8 @@ pub struct Hub {
     pub jobs_ready: Arc<Notify>,
     /// The doors this process can deliver outbox notices to.
     pub couriers: Couriers,
+    /// Seals secrets the database keeps (`service::sealing`).
+    pub sealer: Arc<Sealer>,
 }
 
 impl Hub {

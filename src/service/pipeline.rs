@@ -169,6 +169,19 @@ fn base_of(
     })
 }
 
+/// Runs the task's steps ([`pipeline::run`]), with the signing key a `sign` step names
+/// opened for this run only.
+pub async fn run(hub: &Hub, task: &Task) -> Result<Output> {
+    let mut work = task.work.clone();
+    if let Some(id) = pipeline::steps::signing_keys(&work.steps).first() {
+        let key = super::signing_keys::open(hub, id)
+            .await
+            .map_err(|e| Error::internal(format!("the sign step's key cannot be used: {e}")))?;
+        work.sign_key = Some(key);
+    }
+    pipeline::run(&hub.storage, &OutputCache::new(hub), &work).await
+}
+
 /// The output cache over the `artifacts` table: the row decides which run's object a key
 /// means.
 pub struct OutputCache {

@@ -23,6 +23,7 @@ mod procedures;
 mod process;
 mod races;
 mod scrub;
+mod sealing;
 mod sessions;
 mod storage_full;
 mod store_identity;
