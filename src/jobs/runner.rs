@@ -32,7 +32,7 @@ pub async fn run(hub: Hub, worker: String) {
 
 async fn dispatch(hub: &Hub, task: Task) {
     match task {
-        Task::Pipeline(task) => run_pipeline(hub, task).await,
+        Task::Pipeline(task) => run_pipeline(hub, *task).await,
         Task::Deliver(delivery) => {
             tokio::select! {
                 () = outbox::deliver(hub, &delivery) => {}
