@@ -9,6 +9,9 @@
 //!
 //! The DMF tests (hawkBit over AMQP) run when `AMQP_URL` points at a RabbitMQ at build time;
 //! without it they are listed as "ignored, AMQP_URL is unset: DMF tests skipped".
+//! The same for the delivery procedures' checks against the stock tools a device uses
+//! (`minisign`, `zstd`; Debian's `minisign zstd`): run when both are on the `PATH`, or
+//! when `DEVICEHUB_REQUIRE_TOOLS=1` (CI) says they must.
 
 use std::path::Path;
 
@@ -21,6 +24,8 @@ fn main() {
     println!("cargo::rustc-check-cfg=cfg(devicehub_browser_tests)");
     println!("cargo::rustc-check-cfg=cfg(devicehub_amqp_tests)");
     println!("cargo::rerun-if-env-changed=AMQP_URL");
+    println!("cargo::rustc-check-cfg=cfg(devicehub_tool_tests)");
+    println!("cargo::rerun-if-env-changed=DEVICEHUB_REQUIRE_TOOLS");
     println!("cargo::rerun-if-env-changed=DATABASE_URL");
     println!("cargo::rerun-if-env-changed=DEVICEHUB_REQUIRE_BROWSER");
     println!("cargo::rerun-if-env-changed=PATH");
@@ -38,5 +43,9 @@ fn main() {
         && (on_path("chromedriver") || Path::new("/usr/bin/chromedriver").is_file());
     if browser || required {
         println!("cargo::rustc-cfg=devicehub_browser_tests");
+    }
+    let tools = on_path("minisign") && on_path("zstd");
+    if tools || std::env::var("DEVICEHUB_REQUIRE_TOOLS").is_ok_and(|v| v == "1") {
+        println!("cargo::rustc-cfg=devicehub_tool_tests");
     }
 }

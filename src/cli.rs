@@ -81,6 +81,35 @@ pub enum Command {
     /// Seal every secret the database keeps again under the first sealing key (after putting
     /// a new key first in DEVICEHUB_SEALING_KEY / the key file); then the old keys can go.
     Reseal,
+    /// Check a signed deliverable as a device would and rebuild the exact target image:
+    /// verifies the signature and the manifest, decrypts, decompresses, applies the delta.
+    /// Exits 1 naming the check that failed. Needs no server, database or configuration.
+    Verify(VerifyArgs),
+}
+
+/// See `docs/deliverable-format.md`.
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// The file the device downloaded.
+    pub deliverable: PathBuf,
+    /// Its minisign signature [default: <deliverable>.minisig]
+    #[arg(long)]
+    pub signature: Option<PathBuf>,
+    /// Its manifest [default: <deliverable>.manifest.json]
+    #[arg(long)]
+    pub manifest: Option<PathBuf>,
+    /// The signing key's minisign public key: a `.pub` file, or its base64 line itself.
+    #[arg(long, short = 'P', value_name = "FILE|KEY")]
+    pub public_key: String,
+    /// The device's age identity file (for an encrypted deliverable).
+    #[arg(long, short = 'i')]
+    pub identity: Option<PathBuf>,
+    /// The image of the version the device runs (for a delta).
+    #[arg(long)]
+    pub base: Option<PathBuf>,
+    /// Where to write the target image.
+    #[arg(long, short = 'o')]
+    pub output: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]

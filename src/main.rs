@@ -3,13 +3,17 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use devicehub::cli::{AdminCommand, Cli, Command};
+use devicehub::cli::{AdminCommand, Cli, Command, VerifyArgs};
 use devicehub::settings::Settings;
 use devicehub::{service, startup, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Verify(args)) = cli.command {
+        // a device-side check: no settings, no database
+        return verify(args);
+    }
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(s) => s,
         Err(e) => {
@@ -82,6 +86,49 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Healthcheck => healthcheck(&settings.listen).await,
+        Command::Verify(args) => anyhow::bail!("verify {} runs before settings load", args.deliverable.display()),
+    }
+}
+
+/// `devicehub verify`: every check, then the target image; or the check that failed.
+fn verify(args: VerifyArgs) -> ExitCode {
+    use devicehub::pipeline::deliverable;
+    let with_suffix = |suffix: &str| {
+        let mut path = args.deliverable.clone().into_os_string();
+        path.push(suffix);
+        std::path::PathBuf::from(path)
+    };
+    let public_key = match std::fs::read_to_string(&args.public_key) {
+        Ok(text) => text,
+        Err(_) => args.public_key.clone(), // not a file: the key itself
+    };
+    let check = deliverable::Check {
+        signature: args.signature.clone().unwrap_or_else(|| with_suffix(".minisig")),
+        manifest: args.manifest.clone().unwrap_or_else(|| with_suffix(".manifest.json")),
+        deliverable: args.deliverable,
+        public_key,
+        identity: args.identity,
+        base: args.base,
+        output: args.output,
+    };
+    match deliverable::verify(&check) {
+        Ok(m) => {
+            println!(
+                "verified: {} {} (firmware {}), signed by key {}; wrote {} ({} bytes, SHA-256 {})",
+                m.model,
+                m.version,
+                m.firmware_id,
+                m.key_id,
+                check.output.display(),
+                m.target.size,
+                m.target.sha256
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("devicehub verify: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

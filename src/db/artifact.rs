@@ -53,3 +53,8 @@ pub fn object_keys(conn: &mut AnyConnection) -> QueryResult<Vec<String>> {
 pub fn delete_by_object_key(conn: &mut AnyConnection, object_key: &str) -> QueryResult<usize> {
     diesel::delete(artifacts::table.filter(artifacts::object_key.eq(object_key))).execute(conn)
 }
+
+/// Outputs recorded before `cutoff`.
+pub fn recorded_before(conn: &mut AnyConnection, cutoff: NaiveDateTime) -> QueryResult<Vec<ArtifactRow>> {
+    artifacts::table.filter(artifacts::created_at.lt(cutoff)).select(ArtifactRow::as_select()).load(conn)
+}

@@ -35,6 +35,8 @@ pub struct Device {
     pub dmf_reply_to: Option<String>,
     /// The target token, sealed under the server key (DMF's `targetSecurityToken`).
     pub target_token_sealed: Option<String>,
+    /// Its age X25519 recipient, for the `encrypt` step.
+    pub age_recipient: Option<String>,
 }
 
 /// `Some(None)` clears a nullable column, `None` leaves it.
@@ -56,6 +58,7 @@ pub struct DeviceChanges {
     pub installed_session_id: Option<Option<String>>,
     pub dmf_reply_to: Option<Option<String>>,
     pub target_token_sealed: Option<Option<String>>,
+    pub age_recipient: Option<Option<String>>,
 }
 
 #[derive(Debug, Default)]

@@ -108,6 +108,7 @@ diesel::table! {
         // DMF (migration 000005)
         dmf_reply_to -> Nullable<Text>,
         target_token_sealed -> Nullable<Text>,
+        age_recipient -> Nullable<Text>,
     }
 }
 
@@ -320,3 +321,22 @@ diesel::allow_tables_to_appear_in_same_query!(
     web_sessions,
     sign_in_failures,
 );
+
+diesel::table! {
+    signing_keys (id) {
+        id -> Text,
+        name -> Text,
+        key_id -> Text,
+        public_key -> Text,
+        secret_sealed -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    output_claims (cache_key) {
+        cache_key -> Text,
+        holder -> Text,
+        expires_at -> Timestamp,
+    }
+}

@@ -11,3 +11,16 @@ pub struct Digests {
     pub sha1: String,
     pub md5: String,
 }
+
+impl Digests {
+    /// The digests of a small file held in memory (a signature, a manifest).
+    pub fn of_bytes(bytes: &[u8]) -> Digests {
+        use sha2::Digest;
+        Digests {
+            size: bytes.len() as u64,
+            sha256: hex::encode(sha2::Sha256::digest(bytes)),
+            sha1: hex::encode(sha1::Sha1::digest(bytes)),
+            md5: hex::encode(md5::Md5::digest(bytes)),
+        }
+    }
+}

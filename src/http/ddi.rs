@@ -438,7 +438,21 @@ async fn artifact(hub: HubData, req: HttpRequest) -> Result<HttpResponse> {
         r.content_type("text/plain").insert_header((header::CONTENT_DISPOSITION, disposition));
         return Ok(if req.method() == Method::HEAD { r.finish() } else { r.body(body) });
     }
-    let (mut response, served) = download::respond(&req, &hub.storage, &found.blob).await?;
+    let blob = match found.body {
+        svc::ArtifactBody::Stored(blob) => blob,
+        svc::ArtifactBody::Attached(text) => {
+            if req.method() == Method::GET {
+                svc::note_download(&hub, found.session_id, req.uri().to_string()).await?;
+            }
+            let disposition = format!("attachment;filename={}", found.artifact.filename);
+            let mut r = HttpResponse::Ok();
+            r.content_type("application/octet-stream")
+                .insert_header((header::CONTENT_DISPOSITION, disposition))
+                .insert_header((header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")));
+            return Ok(r.body(text)); // actix answers HEAD with the headers only
+        }
+    };
+    let (mut response, served) = download::respond(&req, &hub.storage, &blob).await?;
     response.headers_mut().insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     if served == Served::Whole {
         svc::note_download(&hub, found.session_id, req.uri().to_string()).await?;

@@ -32,7 +32,7 @@ pub async fn run(hub: Hub, worker: String) {
 
 async fn dispatch(hub: &Hub, task: Task) {
     match task {
-        Task::Pipeline(task) => run_pipeline(hub, task).await,
+        Task::Pipeline(task) => run_pipeline(hub, *task).await,
         Task::Deliver(delivery) => {
             tokio::select! {
                 () = outbox::deliver(hub, &delivery) => {}
@@ -48,9 +48,8 @@ async fn dispatch(hub: &Hub, task: Task) {
 async fn run_pipeline(hub: &Hub, task: session_pipeline::Task) {
     let worker = &task.lease.worker;
     tracing::info!(worker, session = %task.session_id, attempt = task.lease.attempt, "pipeline started");
-    let cache = session_pipeline::OutputCache::new(hub);
     let outcome = tokio::select! {
-        r = tokio::time::timeout(task.time_limit, crate::pipeline::run(&hub.storage, &cache, &task.work)) => match r {
+        r = tokio::time::timeout(task.time_limit, session_pipeline::run(hub, &task)) => match r {
             Ok(r) => r.map_err(|e| e.to_string()),
             Err(_) => Err(format!("the pipeline took longer than {} s", task.time_limit.as_secs())),
         },

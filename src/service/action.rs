@@ -233,6 +233,32 @@ pub fn artifact_of(s: &Session) -> Result<Option<ArtifactInfo>> {
     }))
 }
 
+/// The small files the steps attach to the deliverable, by name, with their text: with a
+/// `sign` step, its signature (`<file>.minisig`) and signed manifest (`<file>.manifest.json`).
+pub fn attached_files(s: &Session) -> Result<Vec<(String, String)>> {
+    let Some(payload) = &s.payload else { return Ok(Vec::new()) };
+    let p: Value = serde_json::from_str(payload).map_err(|e| Error::internal(format!("payload: {e}")))?;
+    let filename = p["filename"].as_str().unwrap_or_default();
+    let mut files = Vec::new();
+    for (field, suffix) in [("signature", "minisig"), ("signed_manifest", "manifest.json")] {
+        if let Some(text) = p[field].as_str() {
+            files.push((format!("{filename}.{suffix}"), text.to_owned()));
+        }
+    }
+    Ok(files)
+}
+
+/// Every artifact of an action's software module: the deliverable first, then the files
+/// attached to it (DDI's `deploymentBase` and the DMF message list the same).
+pub fn artifacts_of(s: &Session) -> Result<Vec<ArtifactInfo>> {
+    let Some(deliverable) = artifact_of(s)? else { return Ok(Vec::new()) };
+    let mut all = vec![deliverable];
+    for (filename, text) in attached_files(s)? {
+        all.push(ArtifactInfo { module: s.number, filename, digests: Digests::of_bytes(text.as_bytes()) });
+    }
+    Ok(all)
+}
+
 /// `actionHistory.status`: the hawkBit action status the session corresponds to.
 fn history_status(conn: &mut AnyConnection, s: &Session) -> Result<String> {
     Ok(match engine::state_of(s)? {
@@ -278,7 +304,7 @@ pub fn deployment_info(conn: &mut AnyConnection, s: &Session, history_wanted: i6
         deployment: deployment_of(s, time::now()),
         chunk_name: model.map_or_else(|| "firmware".to_owned(), |m| m.name),
         version: fw.map(|f| f.version).unwrap_or_default(),
-        artifacts: artifact_of(s)?.into_iter().collect(),
+        artifacts: artifacts_of(s)?,
         history: history(conn, s, history_wanted)?,
     })
 }

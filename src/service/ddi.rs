@@ -423,14 +423,21 @@ pub async fn deactivate_auto_confirm(hub: &Hub, at: Address, auth: DdiAuth) -> R
 pub async fn artifacts(hub: &Hub, at: Address, auth: DdiAuth, module: String) -> Result<Vec<ArtifactInfo>> {
     as_device(hub, at, auth, Access::Read, move |conn, target| {
         let s = action::module_session(conn, &target, &module)?;
-        Ok(action::artifact_of(&s)?.into_iter().collect())
+        action::artifacts_of(&s)
     })
     .await
 }
 
+/// The bytes of an artifact: the stored deliverable, or a small file attached to it (a
+/// signature, a manifest) kept in the session's payload.
+pub enum ArtifactBody {
+    Stored(Blob),
+    Attached(String),
+}
+
 /// What to serve for an artifact download, and the session to note a full download on.
 pub struct ArtifactDownload {
-    pub blob: Blob,
+    pub body: ArtifactBody,
     pub artifact: ArtifactInfo,
     pub session_id: String,
 }
@@ -438,18 +445,22 @@ pub struct ArtifactDownload {
 pub async fn artifact(hub: &Hub, at: Address, auth: DdiAuth, module: String, file: String) -> Result<ArtifactDownload> {
     as_device(hub, at, auth, Access::Read, move |conn, target| {
         let s = action::module_session(conn, &target, &module)?;
-        let artifact = action::artifact_of(&s)?
-            .filter(|a| a.filename == file)
+        let artifact = action::artifacts_of(&s)?
+            .into_iter()
+            .find(|a| a.filename == file)
             .ok_or_else(|| Error::not_found(format!("artifact {file:?}")))?;
+        if let Some((_, text)) = action::attached_files(&s)?.into_iter().find(|(name, _)| *name == file) {
+            return Ok(ArtifactDownload { body: ArtifactBody::Attached(text), artifact, session_id: s.id });
+        }
         let key = s.artifact_key.clone().ok_or_else(|| Error::not_found("artifact"))?;
         super::scrub::refuse_quarantined(conn, &key)?;
         Ok(ArtifactDownload {
-            blob: Blob {
+            body: ArtifactBody::Stored(Blob {
                 key,
                 size: artifact.digests.size,
                 etag: artifact.digests.sha1.clone(),
                 filename: artifact.filename.clone(),
-            },
+            }),
             artifact,
             session_id: s.id,
         })

@@ -27,6 +27,8 @@ pub struct NewDevice {
     #[serde(default)]
     pub attributes: Map<String, Value>,
     pub installed_version: Option<String>,
+    /// The device's age X25519 public key (`age1…`), for the `encrypt` step.
+    pub age_recipient: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -44,6 +46,9 @@ pub struct DeviceUpdate {
     /// (assignments then go out over AMQP); `null` unmarks it.
     #[serde(default, deserialize_with = "double_option")]
     pub dmf_reply_to: Option<Option<String>>,
+    /// `null` removes it.
+    #[serde(default, deserialize_with = "double_option")]
+    pub age_recipient: Option<Option<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -86,6 +91,8 @@ pub struct DeviceView {
     pub dmf_reply_to: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target_token: Option<String>,
+    /// Its age X25519 public key, if set (the server never holds the identity).
+    pub age_recipient: Option<String>,
 }
 
 pub fn view(d: db::device::Device) -> DeviceView {
@@ -106,6 +113,7 @@ pub fn view(d: db::device::Device) -> DeviceView {
         has_target_token: d.target_token_hash.is_some(),
         dmf_reply_to: d.dmf_reply_to,
         target_token: None,
+        age_recipient: d.age_recipient,
     }
 }
 
@@ -141,6 +149,7 @@ pub fn new_device(product_id: String, device_id: String, now: chrono::NaiveDateT
         installed_session_id: None,
         dmf_reply_to: None,
         target_token_sealed: None,
+        age_recipient: None,
     };
     (row, token)
 }
@@ -214,6 +223,13 @@ pub fn validate_attributes(attributes: &Map<String, Value>) -> Result<String> {
     serde_json::to_string(attributes).map_err(|e| Error::internal(e.to_string()))
 }
 
+/// Checks an age recipient and answers it in its canonical form.
+fn validate_age_recipient(text: &str) -> Result<String> {
+    crate::pipeline::steps::encrypt::parse_recipient(text)
+        .map(|r| r.to_string())
+        .map_err(|why| Error::invalid(format!("age_recipient: {why}")))
+}
+
 /// A device by id; one in a product the actor does not see is not found either.
 fn find(conn: &mut AnyConnection, actor: &Actor, id: &str) -> Result<db::device::Device> {
     let not_found = || Error::not_found(format!("device {id:?}"));
@@ -227,6 +243,7 @@ pub async fn create(hub: &Hub, actor: &Actor, input: NewDevice) -> Result<Device
         validate_name("name", name)?;
     }
     let attributes = validate_attributes(&input.attributes)?;
+    let age_recipient = input.age_recipient.as_deref().map(validate_age_recipient).transpose()?;
     let installed = input
         .installed_version
         .as_deref()
@@ -264,6 +281,7 @@ pub async fn create(hub: &Hub, actor: &Actor, input: NewDevice) -> Result<Device
                 row.channel_id = channel.map(|c| c.id);
                 row.installed_version = installed.map(|v| v.to_string());
                 row.attributes = attributes;
+                row.age_recipient = age_recipient;
                 db::device::insert(conn, &row).map_err(Error::from).map_err(super::duplicate(
                     "device in this product",
                     "device_id",
@@ -325,6 +343,11 @@ pub async fn update(hub: &Hub, actor: &Actor, id: String, input: DeviceUpdate) -
     {
         return Err(Error::invalid("dmf_reply_to: an AMQP exchange name of 1 to 255 characters"));
     }
+    let age_recipient = match &input.age_recipient {
+        Some(Some(r)) => Some(Some(validate_age_recipient(r)?)),
+        Some(None) => Some(None),
+        None => None,
+    };
     let actor = actor.clone();
     hub.db
         .run(move |conn| {
@@ -351,6 +374,7 @@ pub async fn update(hub: &Hub, actor: &Actor, id: String, input: DeviceUpdate) -
                     channel_id,
                     attributes,
                     dmf_reply_to: input.dmf_reply_to.clone(),
+                    age_recipient: age_recipient.clone(),
                     updated_at: Some(time::now()),
                     ..Default::default()
                 };

@@ -105,7 +105,7 @@ pub struct Lease {
 
 /// What a worker got to do.
 pub enum Task {
-    Pipeline(pipeline::Task),
+    Pipeline(Box<pipeline::Task>),
     Deliver(outbox::Delivery),
 }
 
@@ -157,7 +157,9 @@ fn claim_one(conn: &mut AnyConnection, limits: &Limits, worker: &str, lease: chr
         return Ok(Claim::Done);
     };
     let task = match job {
-        Job::Pipeline { session } => pipeline::begin(conn, limits, &held, &session, now)?.map(Task::Pipeline),
+        Job::Pipeline { session } => {
+            pipeline::begin(conn, limits, &held, &session, now)?.map(|t| Task::Pipeline(Box::new(t)))
+        }
         Job::Deliver(notice) => Some(Task::Deliver(outbox::Delivery { lease: held.clone(), notice })),
     };
     match task {

@@ -21,6 +21,7 @@ pub mod readiness;
 pub mod scrub;
 pub mod sealing;
 pub mod session;
+pub mod signing_keys;
 pub mod store_identity;
 pub mod twin;
 pub mod web_sessions;

@@ -20,6 +20,8 @@ use crate::time;
 pub struct Swept {
     pub staging_files: usize,
     pub objects: usize,
+    /// Pipeline outputs no live session used any more.
+    pub outputs: usize,
 }
 
 /// Every object key a row refers to: firmware images, recorded pipeline outputs, and the
@@ -29,6 +31,39 @@ fn referenced(conn: &mut AnyConnection) -> Result<HashSet<String>> {
     keys.extend(db::artifact::object_keys(conn)?);
     keys.extend(db::session::artifact_keys(conn)?);
     Ok(keys)
+}
+
+/// Forgets the pipeline outputs recorded before `cutoff` that no live session refers to, and
+/// deletes their objects: a later identical request makes them again. (A session that ended
+/// or expired never serves its deliverable again; the grace period keeps outputs that are
+/// reused often.) Objects of firmware images, which an `image`-only procedure's output may
+/// name, are never touched.
+async fn sweep_outputs(hub: &Hub, cutoff: chrono::NaiveDateTime) -> Result<usize> {
+    let doomed = hub
+        .db
+        .run(move |conn| {
+            let live: HashSet<String> = db::session::artifact_keys(conn)?.into_iter().collect();
+            let mut doomed = Vec::new();
+            for row in db::artifact::recorded_before(conn, cutoff)? {
+                if live.contains(&row.object_key) {
+                    continue;
+                }
+                db::artifact::delete(conn, &row.cache_key)?;
+                doomed.push(row.object_key);
+            }
+            // an object another output row or a firmware still names stays
+            let kept = referenced(conn)?;
+            doomed.retain(|k| k.starts_with("artifacts/") && !kept.contains(k));
+            doomed.sort();
+            doomed.dedup();
+            Ok(doomed)
+        })
+        .await?;
+    for key in &doomed {
+        hub.storage.delete(key).await?;
+        tracing::info!(key = %key, "removed a pipeline output no live session uses");
+    }
+    Ok(doomed.len())
 }
 
 pub async fn sweep(hub: &Hub) -> Result<Swept> {
@@ -42,6 +77,7 @@ pub async fn sweep(hub: &Hub) -> Result<Swept> {
     for prefix in keys::OBJECT_PREFIXES {
         old.extend(hub.storage.list(prefix).await?.into_iter().filter(|o| o.modified < cutoff));
     }
+    let outputs = sweep_outputs(hub, cutoff).await?;
     let mut objects = 0;
     if !old.is_empty() {
         // listed first, then the rows: an object recorded meanwhile is in this answer
@@ -52,5 +88,5 @@ pub async fn sweep(hub: &Hub) -> Result<Swept> {
             objects += 1;
         }
     }
-    Ok(Swept { staging_files: staging.len(), objects })
+    Ok(Swept { staging_files: staging.len(), objects, outputs })
 }

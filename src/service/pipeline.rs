@@ -15,7 +15,8 @@ use crate::db::{self, AnyConnection, write_transaction_retrying};
 use crate::domain::digests::Digests;
 use crate::domain::session::{Event, State};
 use crate::error::{Error, Result};
-use crate::pipeline::{self, Output, Work};
+use crate::pipeline::steps::StepConfig;
+use crate::pipeline::{self, Base, DeviceKeys, Output, Work};
 use crate::service::Hub;
 use crate::time;
 
@@ -94,17 +95,13 @@ pub(super) fn begin(
     }
     let model = db::model::find(conn, &fw.model_id)?.ok_or_else(|| Error::internal("firmware without model"))?;
     let timeouts = engine::timeouts_of(&s)?;
-    let image = Output {
-        key: fw.object_key.ok_or_else(|| Error::internal("target firmware without image"))?,
-        filename: fw.filename.unwrap_or_else(|| "firmware.bin".into()),
-        digests: Digests {
-            size: fw.size.and_then(|n| u64::try_from(n).ok()).unwrap_or_default(),
-            sha256: fw.sha256.unwrap_or_default(),
-            sha1: fw.sha1.unwrap_or_default(),
-            md5: fw.md5.unwrap_or_default(),
-        },
-        extras: Map::new(),
+    let image = image_of(&fw).ok_or_else(|| Error::internal("target firmware without image"))?;
+    let device = match &s.device_id {
+        Some(id) => db::device::find(conn, id)?,
+        None => None,
     };
+    let steps = engine::steps_of(&s)?;
+    let needs_base = steps.iter().any(|step| matches!(step, StepConfig::Delta(_)));
     Ok(Some(Task {
         lease: lease.clone(),
         session_id: s.id.clone(),
@@ -112,12 +109,77 @@ pub(super) fn begin(
         time_limit: Duration::from_secs(timeouts.processing.unwrap_or(1800)),
         work: Work {
             session_id: s.id.clone(),
-            steps: engine::steps_of(&s)?,
             model: model.tid,
-            version: fw.version,
+            version: fw.version.clone(),
+            firmware_id: fw.id.clone(),
             image,
+            base: if needs_base { base_of(conn, &s, &fw.model_id, device.as_ref())? } else { Base::Unknown },
+            device: device.map(|d| DeviceKeys { device_id: d.device_id, age_recipient: d.age_recipient }),
+            sign_key: None,
+            steps,
         },
     }))
+}
+
+/// A firmware's stored image as a pipeline input, if it has one.
+fn image_of(fw: &db::firmware::Firmware) -> Option<Output> {
+    Some(Output {
+        key: fw.object_key.clone()?,
+        filename: fw.filename.clone().unwrap_or_else(|| "firmware.bin".into()),
+        digests: Digests {
+            size: fw.size.and_then(|n| u64::try_from(n).ok()).unwrap_or_default(),
+            sha256: fw.sha256.clone().unwrap_or_default(),
+            sha1: fw.sha1.clone().unwrap_or_default(),
+            md5: fw.md5.clone().unwrap_or_default(),
+        },
+        extras: Map::new(),
+    })
+}
+
+/// What a delta starts from: the firmware the request named as current (seed 003's
+/// `current_firmware_version`; DDI's installed action), else the version the device's twin
+/// records as installed.
+fn base_of(
+    conn: &mut AnyConnection,
+    s: &db::session::Session,
+    model_id: &str,
+    device: Option<&db::device::Device>,
+) -> Result<Base> {
+    let current = match &s.current_firmware_id {
+        Some(id) => db::firmware::find(conn, id)?,
+        None => None,
+    };
+    let current = match current {
+        Some(fw) => Some(fw),
+        None => {
+            let version = s.current_version.clone().or_else(|| device.and_then(|d| d.installed_version.clone()));
+            let Some(version) = version else { return Ok(Base::Unknown) };
+            match db::firmware::find_by_model_version(conn, model_id, &version)? {
+                Some(fw) => Some(fw),
+                None => return Ok(Base::NotStored { version }),
+            }
+        }
+    };
+    let Some(fw) = current else { return Ok(Base::Unknown) };
+    Ok(match image_of(&fw) {
+        Some(image) if super::scrub::refuse_quarantined_image(conn, &fw).is_ok() => {
+            Base::Stored { version: fw.version, image }
+        }
+        _ => Base::NotStored { version: fw.version },
+    })
+}
+
+/// Runs the task's steps ([`pipeline::run`]), with the signing key a `sign` step names
+/// opened for this run only.
+pub async fn run(hub: &Hub, task: &Task) -> Result<Output> {
+    let mut work = task.work.clone();
+    if let Some(id) = pipeline::steps::signing_keys(&work.steps).first() {
+        let key = super::signing_keys::open(hub, id)
+            .await
+            .map_err(|e| Error::internal(format!("the sign step's key cannot be used: {e}")))?;
+        work.sign_key = Some(key);
+    }
+    pipeline::run(&hub.storage, &OutputCache::new(hub), &work).await
 }
 
 /// The output cache over the `artifacts` table: the row decides which run's object a key
@@ -150,6 +212,12 @@ fn output_of(row: db::artifact::ArtifactRow) -> Result<Output> {
         },
         extras,
     })
+}
+
+impl OutputCache {
+    fn lease(&self) -> chrono::Duration {
+        chrono::Duration::seconds(i64::try_from(self.hub.settings.job_lease_secs.max(1)).unwrap_or(30))
+    }
 }
 
 impl pipeline::Cache for OutputCache {
@@ -186,6 +254,33 @@ impl pipeline::Cache for OutputCache {
             let kept = self.hub.db.run(move |conn| Ok(db::artifact::insert_or_keep(conn, &row)?)).await?;
             output_of(kept)
         })
+    }
+
+    fn claim<'a>(&'a self, key: &'a str, holder: &'a str) -> BoxFuture<'a, Result<bool>> {
+        let (key, holder, lease) = (key.to_owned(), holder.to_owned(), self.lease());
+        Box::pin(self.hub.db.run(move |conn| {
+            let now = time::now();
+            Ok(db::output_claim::try_claim(conn, &key, &holder, now, now + lease)?)
+        }))
+    }
+
+    fn renew<'a>(&'a self, key: &'a str, holder: &'a str) -> BoxFuture<'a, Result<()>> {
+        let (key, holder, lease) = (key.to_owned(), holder.to_owned(), self.lease());
+        Box::pin(self.hub.db.run(move |conn| {
+            if !db::output_claim::renew(conn, &key, &holder, time::now() + lease)? {
+                tracing::warn!(cache_key = %key, "lost an output claim: an identical run may make it too");
+            }
+            Ok(())
+        }))
+    }
+
+    fn release<'a>(&'a self, key: &'a str, holder: &'a str) -> BoxFuture<'a, Result<()>> {
+        let (key, holder) = (key.to_owned(), holder.to_owned());
+        Box::pin(self.hub.db.run(move |conn| Ok(db::output_claim::release(conn, &key, &holder)?)))
+    }
+
+    fn claim_lease(&self) -> Duration {
+        Duration::from_secs(self.hub.settings.job_lease_secs.max(1))
     }
 }
 

@@ -233,6 +233,13 @@ pub fn reseal_all(conn: &mut AnyConnection, sealer: &Sealer) -> Result<Resealed>
             done.values += 1;
         }
     }
+    // signing keys of the `sign` step
+    for key in db::signing_key::list(conn)? {
+        if let Some(new) = sealer.reseal(&key.secret_sealed, &super::signing_keys::context(&key.id))? {
+            db::signing_key::set_sealed(conn, &key.id, &new)?;
+            done.values += 1;
+        }
+    }
     Ok(done)
 }
 

@@ -73,6 +73,7 @@ pub fn touch(
                 installed_session_id: None,
                 dmf_reply_to: None,
                 target_token_sealed: None,
+                age_recipient: None,
             };
             db::device::insert(conn, &row)?;
             Ok(row.id)

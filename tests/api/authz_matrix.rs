@@ -229,6 +229,11 @@ const RULES: &[(&str, &str, Rule)] = {
         ("POST", "/api/v1/grants", GrantCreate),
         ("GET", "/api/v1/grants/{id}", Grant),
         ("DELETE", "/api/v1/grants/{id}", Grant),
+        // signing keys (delivery procedures): admins make them, public keys are public
+        ("GET", "/api/v1/signing-keys", AnyGrant),
+        ("POST", "/api/v1/signing-keys", GlobalAdmin),
+        ("GET", "/api/v1/public-keys", Public),
+        ("GET", "/api/v1/public-keys/{id}", Public),
         // the web UI: each route answers like the API route it stands for
         ("GET", "/ui/static/{file}", UiPublic),
         ("GET", "/ui/sign-in", UiPublic),
@@ -633,6 +638,10 @@ async fn request(app: &TestApp, w: &World, call: Call<'_>) -> (String, Body) {
         ("delivery-methods", _) => "DEADBEEF".into(),
         ("delivery-procedures", _) => "dp-handle".into(),
         ("grants", _) => p.grant.clone(),
+        ("public-keys", _) => {
+            let key = app.post("/api/v1/signing-keys", json!({"name": format!("matrix-{n}")})).await.expect(201);
+            key.body["key_id"].as_str().unwrap_or_default().to_owned()
+        }
         ("users", r) if r.contains("/tokens") => {
             if side == Side::Own {
                 me.clone()
@@ -693,6 +702,7 @@ async fn request(app: &TestApp, w: &World, call: Call<'_>) -> (String, Body) {
             Body::Json(json!({"tid": format!("dp{n}"), "name": "n", "delivery_method": "DEADBEEF"}))
         }
         ("POST", "users") => Body::Json(json!({"username": format!("new-{n}")})),
+        ("POST", "signing-keys") => Body::Json(json!({"name": format!("key-{n}")})),
         ("PATCH" | "PUT", "users/{id}") => Body::Json(json!({"active": true})),
         ("POST", "users/{id}/tokens") => Body::Json(json!({"name": "t"})),
         ("POST", "users/{id}/password") => {

@@ -122,8 +122,8 @@ async fn delivery_methods_and_procedures(backend: Backend) {
     assert_eq!(plain.body["confirm"], false);
 
     for (body, code) in [
-        (json!({"tid": "x", "name": "x", "delivery_method": "DEADBEEF", "steps": [{"type": "teleport"}]}), 400),
-        (json!({"tid": "x", "name": "x", "delivery_method": "DEADBEEF", "steps": {"type": "image"}}), 400),
+        (json!({"tid": "x", "name": "x", "delivery_method": "DEADBEEF", "steps": [{"type": "teleport"}]}), 422),
+        (json!({"tid": "x", "name": "x", "delivery_method": "DEADBEEF", "steps": {"type": "image"}}), 422),
         (json!({"tid": "x", "name": "x", "delivery_method": "DEADBEEF", "timeouts": {"ready": 0}}), 400),
         (json!({"tid": "x", "name": "x", "delivery_method": "DEADBEEF", "timeouts": {"someday": 5}}), 400),
         (json!({"tid": "x", "name": "x", "delivery_method": "NOPE"}), 422),

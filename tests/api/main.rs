@@ -20,6 +20,7 @@ mod migrations;
 mod nul;
 mod outbox;
 mod people;
+mod procedures;
 mod process;
 mod races;
 mod scrub;

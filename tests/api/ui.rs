@@ -464,14 +464,14 @@ async fn forms_show_problems_in_words(backend: Backend) {
             &[("tid", "dp2"), ("name", "n"), ("delivery_method", "DEADBEEF"), ("steps", steps)],
         )
         .await;
-    assert_eq!((r.status, r.error_code()), (400, "invalid"), "{}", r.body);
+    assert_eq!((r.status, r.error_code()), (422, "invalid"), "{}", r.body);
     let api = app
         .post(
             "/api/v1/delivery-procedures",
             json!({"tid": "dp2", "name": "n", "delivery_method": "DEADBEEF", "steps": [{"type": "gzip", "level": 42}]}),
         )
         .await
-        .expect_error(400, "invalid");
+        .expect_error(422, "invalid");
     let detail = api.body["detail"].as_str().unwrap();
     let escaped = detail.replace('"', "&#34;").replace('\'', "&#39;");
     assert!(

@@ -5,6 +5,7 @@ mod devices;
 mod firmware;
 mod people;
 mod sessions;
+mod signing_keys;
 
 use actix_web::web;
 
@@ -20,6 +21,7 @@ pub fn routes() -> Vec<Route> {
     all.extend(devices::routes());
     all.extend(catalog::routes());
     all.extend(people::routes());
+    all.extend(signing_keys::routes());
     all
 }
 

@@ -216,6 +216,7 @@ async fn create_device(hub: HubData, p: Posted) -> Page {
         name: f.opt("name"),
         attributes,
         installed_version: f.opt("installed_version"),
+        age_recipient: f.opt("age_recipient"),
     });
     let created = async { devices_svc::create(&hub, &p.signed.actor, input?).await }.await;
     match created {
@@ -303,6 +304,7 @@ async fn update_device(hub: HubData, p: Posted, id: web::Path<String>) -> Page {
         channel: clearable(f, "channel"),
         attributes,
         dmf_reply_to: None,
+        age_recipient: clearable(f, "age_recipient"),
     });
     let id = id.into_inner();
     let result = async { devices_svc::update(&hub, &p.signed.actor, id.clone(), input?).await }.await;

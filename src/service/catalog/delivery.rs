@@ -11,7 +11,7 @@ use crate::domain::ids::{ObjectRef, validate_name, validate_tid};
 use crate::domain::procedure::Timeouts;
 use crate::domain::rights::{Action, Scope};
 use crate::error::{Error, Result};
-use crate::pipeline::steps::parse_steps;
+use crate::pipeline::steps::{parse_steps, signing_keys};
 use crate::service::{Actor, Hub, ListParams, Listing, resolve};
 use crate::time;
 
@@ -165,9 +165,11 @@ pub struct ProcedureView {
     pub updated_at: NaiveDateTime,
 }
 
-/// Validates steps and timeouts and returns them as the JSON text to store.
-fn procedure_json(steps: &Value, timeouts: &Value) -> Result<(String, String)> {
+/// Validates steps and timeouts (and that the signing keys they name exist) and returns
+/// them as the JSON text to store.
+fn procedure_json(conn: &mut AnyConnection, steps: &Value, timeouts: &Value) -> Result<(String, String)> {
     let steps = parse_steps(steps)?;
+    crate::service::signing_keys::check_exist(conn, &signing_keys(&steps))?;
     let timeouts = Timeouts::parse(timeouts)?;
     let steps = serde_json::to_string(&steps).map_err(|e| Error::internal(e.to_string()))?;
     let timeouts = serde_json::to_string(&timeouts).map_err(|e| Error::internal(e.to_string()))?;
@@ -228,6 +230,7 @@ impl CatalogObject for DeliveryProcedure {
     fn change(conn: &mut AnyConnection, p: &Self, input: &ProcedureUpdate) -> Result<()> {
         let method = input.delivery_method.as_deref().map(|m| find_method(conn, m)).transpose()?;
         let (steps, timeouts) = procedure_json(
+            conn,
             input.steps.as_ref().unwrap_or(&stored_json(&p.steps, "steps")?),
             input.timeouts.as_ref().unwrap_or(&stored_json(&p.timeouts, "timeouts")?),
         )?;
@@ -248,9 +251,9 @@ pub async fn create_procedure(hub: &Hub, actor: &Actor, input: NewProcedure) -> 
     actor.require(Action::Write, Scope::Global)?;
     validate_tid("tid", &input.tid)?;
     validate_name("name", &input.name)?;
-    let (steps, timeouts) = procedure_json(&input.steps, &input.timeouts)?;
     hub.db
         .run(move |conn| {
+            let (steps, timeouts) = procedure_json(conn, &input.steps, &input.timeouts)?;
             let method = find_method(conn, &input.delivery_method)?;
             let now = time::now();
             let row = DeliveryProcedure {

@@ -1,0 +1,3 @@
+DROP TABLE output_claims;
+DROP TABLE signing_keys;
+ALTER TABLE devices DROP COLUMN age_recipient;
