@@ -27,6 +27,7 @@
 //! | `orphan_grace_secs` | `DEVICEHUB_ORPHAN_GRACE_SECS` | `86400`: staging files and objects no row refers to are removed once this old |
 //! | `orphan_sweep_interval_secs` | `DEVICEHUB_ORPHAN_SWEEP_INTERVAL_SECS` | `3600`: how often orphans are swept (and once at start-up) |
 //! | `scrub_interval_secs` | `DEVICEHUB_SCRUB_INTERVAL_SECS` | `86400`: every stored object is re-hashed this often in the background (0: never; `devicehub scrub` still works) |
+//! | `metrics_token` | `DEVICEHUB_METRICS_TOKEN` | none: `/metrics` is open; set, it asks for `Authorization: Bearer <token>` |
 //! | `scrub_bytes_per_sec` | `DEVICEHUB_SCRUB_BYTES_PER_SEC` | `16777216` (16 MiB/s per instance): how fast the scrub reads (0: unlimited) |
 //!
 //! The config file is `--config FILE` / `DEVICEHUB_CONFIG`, else `./devicehub.toml` when it
@@ -109,6 +110,8 @@ pub struct Settings {
     /// Failed sign-ins are counted per client address; behind a reverse proxy that sets
     /// `X-Forwarded-For`, the address is read from there.
     pub ui_trust_forwarded_for: bool,
+    /// When set, `/metrics` answers only `Authorization: Bearer <token>`.
+    pub metrics_token: Option<Secret>,
 }
 
 impl fmt::Debug for Settings {
@@ -140,6 +143,7 @@ impl fmt::Debug for Settings {
             .field("ui_idle_secs", &self.ui_idle_secs)
             .field("ui_session_max_secs", &self.ui_session_max_secs)
             .field("ui_trust_forwarded_for", &self.ui_trust_forwarded_for)
+            .field("metrics_token", &self.metrics_token)
             .finish()
     }
 }
@@ -191,6 +195,7 @@ struct RawSettings {
     ui_idle_secs: Option<u64>,
     ui_session_max_secs: Option<u64>,
     ui_trust_forwarded_for: Option<bool>,
+    metrics_token: Option<String>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -299,6 +304,7 @@ impl Settings {
             ui_idle_secs: raw.ui_idle_secs.unwrap_or(1800),
             ui_session_max_secs: raw.ui_session_max_secs.unwrap_or(43_200),
             ui_trust_forwarded_for: raw.ui_trust_forwarded_for.unwrap_or(false),
+            metrics_token: raw.metrics_token.filter(|s| !s.is_empty()).map(Secret),
         };
         settings.validate()?;
         Ok(settings)

@@ -190,6 +190,8 @@ diesel::table! {
         cancel_requested_at -> Nullable<Timestamp>,
         consent_required -> Bool,
         consented_at -> Nullable<Timestamp>,
+        // migration 000008
+        bytes_served -> BigInt,
     }
 }
 
@@ -202,6 +204,8 @@ diesel::table! {
         from_state -> Nullable<Text>,
         to_state -> Nullable<Text>,
         message -> Nullable<Text>,
+        // migration 000008
+        request_id -> Nullable<Text>,
     }
 }
 
