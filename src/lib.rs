@@ -28,6 +28,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod jobs;
+pub mod metrics;
 pub mod pipeline;
 pub mod service;
 pub mod settings;

@@ -37,6 +37,7 @@
 //! | `scrub_interval_secs` | `DEVICEHUB_SCRUB_INTERVAL_SECS` | `86400`: every stored object is re-hashed this often in the background (0: never; `devicehub scrub` still works) |
 //! | `sealing_key` | `DEVICEHUB_SEALING_KEY` | none: the key(s) sealing secrets kept in the database, 64 hex digits each, comma-separated, the sealing one first (`service::sealing`) |
 //! | `sealing_key_file` | `DEVICEHUB_SEALING_KEY_FILE` | `<data_dir>/sealing.key`, created on the first start: the same, one key per line |
+//! | `metrics_token` | `DEVICEHUB_METRICS_TOKEN` | none: `/metrics` is open; set, it asks for `Authorization: Bearer <token>` |
 //! | `scrub_bytes_per_sec` | `DEVICEHUB_SCRUB_BYTES_PER_SEC` | `16777216` (16 MiB/s per instance): how fast the scrub reads (0: unlimited) |
 //!
 //! The config file is `--config FILE` / `DEVICEHUB_CONFIG`, else `./devicehub.toml` when it
@@ -122,6 +123,8 @@ pub struct Settings {
     /// Failed sign-ins are counted per client address; behind a reverse proxy that sets
     /// `X-Forwarded-For`, the address is read from there.
     pub ui_trust_forwarded_for: bool,
+    /// When set, `/metrics` answers only `Authorization: Bearer <token>`.
+    pub metrics_token: Option<Secret>,
     /// The broker of the DMF door; `None`: the door is off.
     pub amqp_url: Option<Secret>,
     /// Names and limits of the DMF topology.
@@ -173,6 +176,7 @@ impl fmt::Debug for Settings {
             .field("ui_trust_forwarded_for", &self.ui_trust_forwarded_for)
             .field("amqp_url", &self.amqp_url.as_ref().map(|u| redact_url(u.expose())))
             .field("dmf", &self.dmf)
+            .field("metrics_token", &self.metrics_token)
             .finish()
     }
 }
@@ -234,6 +238,7 @@ struct RawSettings {
     dmf_reply_exchange: Option<String>,
     dmf_reply_queue: Option<String>,
     dmf_prefetch: Option<u16>,
+    metrics_token: Option<String>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -356,6 +361,7 @@ impl Settings {
                 reply_queue: name_or(raw.dmf_reply_queue, "sp_direct_queue"),
                 prefetch: raw.dmf_prefetch.unwrap_or(250),
             },
+            metrics_token: raw.metrics_token.filter(|s| !s.is_empty()).map(Secret),
         };
         settings.validate()?;
         Ok(settings)

@@ -87,6 +87,15 @@ pub fn find_by_device_id(conn: &mut AnyConnection, product_id: &str, device_id: 
         .optional()
 }
 
+/// The devices of every product with this `device_id`, oldest first.
+pub fn by_device_id(conn: &mut AnyConnection, device_id: &str) -> QueryResult<Vec<Device>> {
+    devices::table
+        .filter(devices::device_id.eq(device_id))
+        .order((devices::created_at, devices::id))
+        .select(Device::as_select())
+        .load(conn)
+}
+
 crate::db::row_writes!(devices, Device, DeviceChanges);
 
 pub fn list(conn: &mut AnyConnection, filter: &Filter, page: super::Page) -> QueryResult<(Vec<Device>, i64)> {

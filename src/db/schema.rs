@@ -194,6 +194,8 @@ diesel::table! {
         cancel_requested_at -> Nullable<Timestamp>,
         consent_required -> Bool,
         consented_at -> Nullable<Timestamp>,
+        // migration 000008
+        bytes_served -> BigInt,
     }
 }
 
@@ -206,6 +208,8 @@ diesel::table! {
         from_state -> Nullable<Text>,
         to_state -> Nullable<Text>,
         message -> Nullable<Text>,
+        // migration 000008
+        request_id -> Nullable<Text>,
     }
 }
 

@@ -66,7 +66,7 @@ pub struct DeviceQuery {
     pub list: ListParams,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DeviceView {
     pub id: String,
     pub device_id: String,
@@ -230,11 +230,31 @@ fn validate_age_recipient(text: &str) -> Result<String> {
         .map_err(|why| Error::invalid(format!("age_recipient: {why}")))
 }
 
-/// A device by id; one in a product the actor does not see is not found either.
-fn find(conn: &mut AnyConnection, actor: &Actor, id: &str) -> Result<db::device::Device> {
+/// A device by id, or by its handle (its `device_id`) within the products the actor sees;
+/// one in a product the actor does not see is not found either. A handle that names devices
+/// in several of those products is ambiguous: 409 `ambiguous_device`, with the candidates'
+/// ids in `candidates` (use one of them).
+pub fn find(conn: &mut AnyConnection, actor: &Actor, id: &str) -> Result<db::device::Device> {
     let not_found = || Error::not_found(format!("device {id:?}"));
-    let id = uuid::Uuid::parse_str(id).map_err(|_| not_found())?.to_string();
-    db::device::find(conn, &id)?.filter(|d| actor.sees(&d.product_id)).ok_or_else(not_found)
+    if let Ok(uuid) = uuid::Uuid::parse_str(id)
+        && let Some(d) = db::device::find(conn, &uuid.to_string())?.filter(|d| actor.sees(&d.product_id))
+    {
+        return Ok(d);
+    }
+    let mut found: Vec<db::device::Device> =
+        db::device::by_device_id(conn, id)?.into_iter().filter(|d| actor.sees(&d.product_id)).collect();
+    match found.len() {
+        0 => Err(not_found()),
+        1 => Ok(found.remove(0)),
+        _ => {
+            let candidates: Vec<String> = found.into_iter().map(|d| d.id).collect();
+            Err(Error::conflict(
+                "ambiguous_device",
+                format!("device {id:?} exists in several of your products; name it by one of its ids"),
+            )
+            .with_extra("candidates", candidates))
+        }
+    }
 }
 
 pub async fn create(hub: &Hub, actor: &Actor, input: NewDevice) -> Result<DeviceView> {

@@ -12,6 +12,7 @@ pub mod firmware;
 pub mod hub;
 pub mod jobs;
 pub mod links;
+pub mod metrics;
 pub mod orphans;
 pub mod outbox;
 pub mod overview;
