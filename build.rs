@@ -6,6 +6,10 @@
 //! (`chromium`, `chromedriver`, Debian's `chromium chromium-driver`) are on the `PATH` at build
 //! time, or when `DEVICEHUB_REQUIRE_BROWSER=1` says it must (CI: then a missing browser fails
 //! the test instead of skipping it). Otherwise it is listed as ignored, with the reason.
+//!
+//! And the S3 tests run against `s3s-fs` (`cargo install s3s-fs --version 0.14.1 --features
+//! binary --locked`) when it is on the `PATH` (or in `~/.cargo/bin`) at build time, or when
+//! `DEVICEHUB_REQUIRE_S3=1` makes it mandatory (CI).
 
 use std::path::Path;
 
@@ -16,8 +20,10 @@ fn on_path(name: &str) -> bool {
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(devicehub_pg_tests)");
     println!("cargo::rustc-check-cfg=cfg(devicehub_browser_tests)");
+    println!("cargo::rustc-check-cfg=cfg(devicehub_s3_tests)");
     println!("cargo::rerun-if-env-changed=DATABASE_URL");
     println!("cargo::rerun-if-env-changed=DEVICEHUB_REQUIRE_BROWSER");
+    println!("cargo::rerun-if-env-changed=DEVICEHUB_REQUIRE_S3");
     println!("cargo::rerun-if-env-changed=PATH");
     println!("cargo::rerun-if-changed=build.rs");
     println!("cargo::rerun-if-changed=migrations");
@@ -30,5 +36,10 @@ fn main() {
         && (on_path("chromedriver") || Path::new("/usr/bin/chromedriver").is_file());
     if browser || required {
         println!("cargo::rustc-cfg=devicehub_browser_tests");
+    }
+    let cargo_bin = std::env::var_os("HOME").map(|home| Path::new(&home).join(".cargo/bin/s3s-fs"));
+    let s3 = on_path("s3s-fs") || cargo_bin.is_some_and(|p| p.is_file());
+    if s3 || std::env::var("DEVICEHUB_REQUIRE_S3").is_ok_and(|v| v == "1") {
+        println!("cargo::rustc-cfg=devicehub_s3_tests");
     }
 }

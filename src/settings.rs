@@ -7,7 +7,11 @@
 //! | `database_url` | `DATABASE_URL` (or `DEVICEHUB_DATABASE_URL`) | `sqlite://<data_dir>/devicehub.sqlite3` |
 //! | `public_url` | `DEVICEHUB_PUBLIC_URL` | `http://<listen address>` |
 //! | `admin_token` | `DEVICEHUB_ADMIN_TOKEN` | random, printed once on the first start |
-//! | `object_store` | `DEVICEHUB_OBJECT_STORE` | `<data_dir>/objects` (`file://…`, `memory://`) |
+//! | `object_store` | `DEVICEHUB_OBJECT_STORE` | `<data_dir>/objects` (`file://…`, `s3://bucket/prefix` with the `AWS_*` variables, `memory://`) |
+//! | `[object_store_options]` | (file only; `AWS_*` in the environment) | S3 settings by object_store's names (`endpoint`, `region`, `allow_http`, `virtual_hosted_style_request`, …) |
+//! | `download_redirect` | `DEVICEHUB_DOWNLOAD_REDIRECT` | `off`: stream downloads; `presigned` (S3) or `cdn`: answer them with a `307` to the store |
+//! | `download_redirect_base` | `DEVICEHUB_DOWNLOAD_REDIRECT_BASE` | none: the CDN's base URL (`cdn`), joined with the object's key |
+//! | `download_redirect_ttl_secs` | `DEVICEHUB_DOWNLOAD_REDIRECT_TTL_SECS` | `300`: lifetime of a presigned URL |
 //! | `max_image_size` | `DEVICEHUB_MAX_IMAGE_SIZE` | `2147483648` (2 GiB, SWUpdate reads sizes as int32) |
 //! | `db_pool_size` | `DEVICEHUB_DB_POOL_SIZE` | `8` |
 //! | `http_workers` | `DEVICEHUB_HTTP_WORKERS` | number of CPUs |
@@ -32,7 +36,7 @@
 //! The config file is `--config FILE` / `DEVICEHUB_CONFIG`, else `./devicehub.toml` when it
 //! exists. `RUST_LOG` sets the log filter (default `info`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -41,6 +45,7 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::domain::procedure::Timeouts;
+use crate::storage::Redirect;
 
 /// A secret that never shows in logs or `Debug` output.
 #[derive(Clone, PartialEq, Eq)]
@@ -78,6 +83,12 @@ pub struct Settings {
     pub public_url: Option<Url>,
     pub admin_token: Option<Secret>,
     pub object_store: String,
+    /// S3 settings from the config file (`[object_store_options]`: `endpoint`, `region`,
+    /// `allow_http`, …, object_store's `AmazonS3ConfigKey` names); they override the `AWS_*`
+    /// environment.
+    pub object_store_options: BTreeMap<String, String>,
+    /// Whether downloads are answered with a redirect to the store (or a CDN).
+    pub download_redirect: Redirect,
     pub max_image_size: u64,
     pub db_pool_size: u32,
     pub http_workers: usize,
@@ -120,6 +131,8 @@ impl fmt::Debug for Settings {
             .field("public_url", &self.public_url.as_ref().map(Url::as_str))
             .field("admin_token", &self.admin_token)
             .field("object_store", &redact_url(&self.object_store))
+            .field("object_store_options", &self.object_store_options.keys().collect::<Vec<_>>())
+            .field("download_redirect", &self.download_redirect)
             .field("max_image_size", &self.max_image_size)
             .field("db_pool_size", &self.db_pool_size)
             .field("http_workers", &self.http_workers)
@@ -164,6 +177,10 @@ struct RawSettings {
     public_url: Option<String>,
     admin_token: Option<String>,
     object_store: Option<String>,
+    object_store_options: Option<BTreeMap<String, String>>,
+    download_redirect: Option<String>,
+    download_redirect_base: Option<String>,
+    download_redirect_ttl_secs: Option<u64>,
     max_image_size: Option<u64>,
     db_pool_size: Option<u32>,
     http_workers: Option<usize>,
@@ -201,6 +218,9 @@ pub const DEFAULT_DDI_BODY_TIMEOUT_SECS: u64 = 30;
 /// and recording it (the default `processing` limit is 30 minutes), and orphans are rare
 /// (a crash), so waiting costs little.
 pub const DEFAULT_ORPHAN_GRACE_SECS: u64 = 86_400;
+/// Five minutes: long enough to follow a redirect on a slow link (a transfer that started
+/// goes on after the URL expires), short enough that a leaked URL soon stops working.
+pub const DEFAULT_DOWNLOAD_REDIRECT_TTL_SECS: u64 = 300;
 /// 16 MiB/s: a 2 GiB image in about two minutes, a few percent of a disk's or a core's time.
 pub const DEFAULT_SCRUB_BYTES_PER_SEC: u64 = 16 * 1024 * 1024;
 
@@ -269,6 +289,12 @@ impl Settings {
             public_url,
             admin_token: raw.admin_token.filter(|s| !s.is_empty()).map(Secret),
             object_store,
+            object_store_options: raw.object_store_options.unwrap_or_default(),
+            download_redirect: Redirect::parse(
+                raw.download_redirect.as_deref().unwrap_or("off"),
+                raw.download_redirect_base.as_deref(),
+                raw.download_redirect_ttl_secs.unwrap_or(DEFAULT_DOWNLOAD_REDIRECT_TTL_SECS),
+            )?,
             max_image_size: raw.max_image_size.unwrap_or(DEFAULT_MAX_IMAGE_SIZE),
             db_pool_size: raw.db_pool_size.unwrap_or(8),
             http_workers,
@@ -418,5 +444,7 @@ mod tests {
         assert!(Settings::from_sources(None, &env(&[("DEVICEHUB_PUBLIC_URL", "ftp://x")])).is_err());
         assert!(Settings::from_sources(None, &env(&[("DEVICEHUB_ADMIN_TOKEN", "short")])).is_err());
         assert!(Settings::from_sources(None, &env(&[("DEVICEHUB_UI_IDLE_SECS", "0")])).is_err());
+        assert!(Settings::from_sources(None, &env(&[("DEVICEHUB_DOWNLOAD_REDIRECT", "cdn")])).is_err());
+        assert!(Settings::from_sources(None, &env(&[("DEVICEHUB_DOWNLOAD_REDIRECT", "always")])).is_err());
     }
 }
