@@ -439,6 +439,18 @@ mod tests {
     }
 
     #[test]
+    fn s3_options_and_redirects_come_from_the_file_and_the_environment() -> anyhow::Result<()> {
+        let file = "object_store = \"s3://fw/hub\"\n[object_store_options]\nendpoint = \"http://minio:9000\"\nallow_http = true\n";
+        let s = Settings::from_sources(Some(file), &env(&[("DEVICEHUB_DOWNLOAD_REDIRECT", "presigned")]))?;
+        assert_eq!(s.object_store, "s3://fw/hub");
+        assert_eq!(s.object_store_options.get("endpoint").map(String::as_str), Some("http://minio:9000"));
+        assert_eq!(s.object_store_options.get("allow_http").map(String::as_str), Some("true"));
+        assert_eq!(s.download_redirect, Redirect::Presigned { ttl: std::time::Duration::from_secs(300) });
+        assert_eq!(Settings::from_sources(None, &env(&[]))?.download_redirect, Redirect::Off);
+        Ok(())
+    }
+
+    #[test]
     fn bad_values_are_refused() {
         assert!(Settings::from_sources(Some("max_image_size = \"big\""), &env(&[])).is_err());
         assert!(Settings::from_sources(None, &env(&[("DEVICEHUB_PUBLIC_URL", "ftp://x")])).is_err());

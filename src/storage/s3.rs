@@ -216,3 +216,16 @@ pub fn is_out_of_space(err: &(dyn std::error::Error + 'static)) -> bool {
     }
     false
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn full_buckets_and_quotas_are_out_of_space() {
+        let error = |text: &str| object_store::Error::Generic { store: "S3", source: text.to_owned().into() };
+        let minio =
+            error("Server returned non-2xx status code: 507 Insufficient Storage: <Code>XMinioStorageFull</Code>");
+        assert!(super::is_out_of_space(&minio));
+        assert!(super::is_out_of_space(&error("<Code>QuotaExceeded</Code>")));
+        assert!(!super::is_out_of_space(&error("<Code>AccessDenied</Code>")));
+    }
+}

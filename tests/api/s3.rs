@@ -310,3 +310,27 @@ async fn the_orphan_sweep_aborts_unfinished_uploads_and_removes_unrecorded_objec
     assert_eq!(images.len(), 1, "{images:?}");
     assert!(std::fs::read(&images[0]).unwrap() == image);
 }
+
+/// `DEVICEHUB_DOWNLOAD_REDIRECT=cdn` needs no S3: a local store behind a CDN (or a web server
+/// over the objects directory) gets the object's key appended to the base.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn downloads_redirect_to_a_cdn() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| {
+        s.download_redirect = Redirect::parse("cdn", Some("https://cdn.example.com/fw"), 300).unwrap();
+    })
+    .await;
+    app.seed_catalog().await;
+    app.firmware("1.0.0", pseudo_random(1000, 3), true).await;
+    let session = app.ready_deliverable("0.1.0").await;
+    let link = session.body["payload"]["download_link"].as_str().unwrap();
+    let manual = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let r = manual.get(link).header("Range", "bytes=0-9").send().await.unwrap();
+    assert_eq!(r.status(), 307);
+    let location = r.headers()["location"].to_str().unwrap();
+    let stored = files_under(&app.env.objects_dir().join("images"));
+    let key = stored[0].strip_prefix(app.env.objects_dir()).unwrap().to_string_lossy().into_owned();
+    assert_eq!(location, format!("https://cdn.example.com/fw/{key}"));
+    // a range past the end is still answered here
+    let r = manual.get(link).header("Range", "bytes=5000-").send().await.unwrap();
+    assert_eq!(r.status(), 416);
+}
