@@ -12,6 +12,9 @@
 //! The same for the delivery procedures' checks against the stock tools a device uses
 //! (`minisign`, `zstd`; Debian's `minisign zstd`): run when both are on the `PATH`, or
 //! when `DEVICEHUB_REQUIRE_TOOLS=1` (CI) says they must.
+//! And the S3 tests run against `s3s-fs` (`cargo install s3s-fs --version 0.14.1 --features
+//! binary --locked`) when it is on the `PATH` (or in `~/.cargo/bin`) at build time, or when
+//! `DEVICEHUB_REQUIRE_S3=1` makes it mandatory (CI).
 
 use std::path::Path;
 
@@ -26,8 +29,10 @@ fn main() {
     println!("cargo::rerun-if-env-changed=AMQP_URL");
     println!("cargo::rustc-check-cfg=cfg(devicehub_tool_tests)");
     println!("cargo::rerun-if-env-changed=DEVICEHUB_REQUIRE_TOOLS");
+    println!("cargo::rustc-check-cfg=cfg(devicehub_s3_tests)");
     println!("cargo::rerun-if-env-changed=DATABASE_URL");
     println!("cargo::rerun-if-env-changed=DEVICEHUB_REQUIRE_BROWSER");
+    println!("cargo::rerun-if-env-changed=DEVICEHUB_REQUIRE_S3");
     println!("cargo::rerun-if-env-changed=PATH");
     println!("cargo::rerun-if-changed=build.rs");
     println!("cargo::rerun-if-changed=migrations");
@@ -47,5 +52,10 @@ fn main() {
     let tools = on_path("minisign") && on_path("zstd");
     if tools || std::env::var("DEVICEHUB_REQUIRE_TOOLS").is_ok_and(|v| v == "1") {
         println!("cargo::rustc-cfg=devicehub_tool_tests");
+    }
+    let cargo_bin = std::env::var_os("HOME").map(|home| Path::new(&home).join(".cargo/bin/s3s-fs"));
+    let s3 = on_path("s3s-fs") || cargo_bin.is_some_and(|p| p.is_file());
+    if s3 || std::env::var("DEVICEHUB_REQUIRE_S3").is_ok_and(|v| v == "1") {
+        println!("cargo::rustc-cfg=devicehub_s3_tests");
     }
 }

@@ -60,6 +60,8 @@ SETUP2=$(python3 "$ROOT/bench/setup.py" --url "http://127.0.0.1:$PORT" --token "
     --data-dir "$WORK/data" --image-mib 256 --sessions 0 --version 2.0.0)
 LINK2=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['download_link'])" "$SETUP2")
 
+source "$ROOT/bench/lib.sh"
+
 echo "== starting nginx on the same file" >&2
 mkdir -p "$WORK/www"
 ln "$IMAGE" "$WORK/www/fw.bin"
@@ -79,21 +81,6 @@ http {
 NGINX
 nginx -c "$WORK/nginx.conf" -p "$WORK"
 sleep 0.5
-
-# wrk's summary as "req/s|transfer/s|p50|p99", after a 2 s warm-up (caches, connections)
-run_wrk() {
-    local out
-    timeout 60 wrk -t2 -c"$CONNS" -d2s --timeout 60s "$@" > /dev/null
-    out=$(timeout $((DURATION + 90)) wrk -t2 -c"$CONNS" -d"${DURATION}s" --timeout 60s --latency "$@")
-    echo "$out" >> "$WORK/wrk.log"
-    local rps tps p50 p99
-    rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
-    tps=$(awk '/^Transfer\/sec/ {print $2}' <<<"$out")
-    p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
-    p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
-    local errs; errs=$(grep -E 'Non-2xx|Socket errors' <<<"$out" | tr '\n' ' ' || true)
-    echo "$rps|$tps|$p50|$p99|$errs"
-}
 
 # peak VmRSS (MiB) of devicehub while a command runs
 with_rss() {
@@ -126,16 +113,6 @@ NG_RANGE=$(TARGET_PATH=/fw.bin run_wrk -s "$ROOT/bench/range.lua" "http://127.0.
 echo "== full 256 MiB downloads" >&2
 start_devicehub
 DH_BIG=$(with_rss run_wrk "$LINK2")
-
-col() { cut -d'|' -f"$2" <<<"$1"; }
-ratio() { python3 - "$1" "$2" <<'PY'
-import re, sys
-def mib(s):
-    m = re.match(r"([\d.]+)([KMG]?)B", s)
-    return float(m[1]) * {"": 1 / 1048576, "K": 1 / 1024, "M": 1, "G": 1024}[m[2]] if m else float("nan")
-print(f"{mib(sys.argv[1]) / mib(sys.argv[2]):.2f}")
-PY
-}
 
 cat <<REPORT
 ### $(date -u +%Y-%m-%d) — $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -r); devicehub $(git -C "$ROOT" rev-parse --short HEAD), SQLite, wrk -t2 -c$CONNS -d${DURATION}s

@@ -101,8 +101,9 @@ def main():
     else:
         count = None
     obj = os.path.join(args.data_dir, "objects", "images", fw["id"])
-    (name,) = os.listdir(obj)
-    print(json.dumps({"download_link": s["payload"]["download_link"], "image_path": os.path.join(obj, name),
+    # (an S3 store keeps no file here: bench/s3.sh)
+    image_path = os.path.join(obj, os.listdir(obj)[0]) if os.path.isdir(obj) else None
+    print(json.dumps({"download_link": s["payload"]["download_link"], "image_path": image_path,
                       "ids_file": ids_file, "sessions_in_db": count, "size": fw["size"]}))
 
 

@@ -7,7 +7,11 @@
 //! | `database_url` | `DATABASE_URL` (or `DEVICEHUB_DATABASE_URL`) | `sqlite://<data_dir>/devicehub.sqlite3` |
 //! | `public_url` | `DEVICEHUB_PUBLIC_URL` | `http://<listen address>` |
 //! | `admin_token` | `DEVICEHUB_ADMIN_TOKEN` | random, printed once on the first start |
-//! | `object_store` | `DEVICEHUB_OBJECT_STORE` | `<data_dir>/objects` (`file://…`, `memory://`) |
+//! | `object_store` | `DEVICEHUB_OBJECT_STORE` | `<data_dir>/objects` (`file://…`, `s3://bucket/prefix` with the `AWS_*` variables, `memory://`) |
+//! | `[object_store_options]` | (file only; `AWS_*` in the environment) | S3 settings by object_store's names (`endpoint`, `region`, `allow_http`, `virtual_hosted_style_request`, …) |
+//! | `download_redirect` | `DEVICEHUB_DOWNLOAD_REDIRECT` | `off`: stream downloads; `presigned` (S3) or `cdn`: answer them with a `307` to the store |
+//! | `download_redirect_base` | `DEVICEHUB_DOWNLOAD_REDIRECT_BASE` | none: the CDN's base URL (`cdn`), joined with the object's key |
+//! | `download_redirect_ttl_secs` | `DEVICEHUB_DOWNLOAD_REDIRECT_TTL_SECS` | `300`: lifetime of a presigned URL |
 //! | `max_image_size` | `DEVICEHUB_MAX_IMAGE_SIZE` | `2147483648` (2 GiB, SWUpdate reads sizes as int32) |
 //! | `db_pool_size` | `DEVICEHUB_DB_POOL_SIZE` | `8` |
 //! | `http_workers` | `DEVICEHUB_HTTP_WORKERS` | number of CPUs |
@@ -43,7 +47,7 @@
 //! The config file is `--config FILE` / `DEVICEHUB_CONFIG`, else `./devicehub.toml` when it
 //! exists. `RUST_LOG` sets the log filter (default `info`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -52,6 +56,7 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::domain::procedure::Timeouts;
+use crate::storage::Redirect;
 
 /// A secret that never shows in logs or `Debug` output.
 #[derive(Clone, PartialEq, Eq)]
@@ -92,6 +97,12 @@ pub struct Settings {
     pub sealing_key: Option<Secret>,
     pub sealing_key_file: Option<PathBuf>,
     pub object_store: String,
+    /// S3 settings from the config file (`[object_store_options]`: `endpoint`, `region`,
+    /// `allow_http`, …, object_store's `AmazonS3ConfigKey` names); they override the `AWS_*`
+    /// environment.
+    pub object_store_options: BTreeMap<String, String>,
+    /// Whether downloads are answered with a redirect to the store (or a CDN).
+    pub download_redirect: Redirect,
     pub max_image_size: u64,
     pub db_pool_size: u32,
     pub http_workers: usize,
@@ -154,6 +165,8 @@ impl fmt::Debug for Settings {
             .field("sealing_key", &self.sealing_key)
             .field("sealing_key_file", &self.sealing_key_file)
             .field("object_store", &redact_url(&self.object_store))
+            .field("object_store_options", &self.object_store_options.keys().collect::<Vec<_>>())
+            .field("download_redirect", &self.download_redirect)
             .field("max_image_size", &self.max_image_size)
             .field("db_pool_size", &self.db_pool_size)
             .field("http_workers", &self.http_workers)
@@ -203,6 +216,10 @@ struct RawSettings {
     sealing_key: Option<String>,
     sealing_key_file: Option<PathBuf>,
     object_store: Option<String>,
+    object_store_options: Option<BTreeMap<String, String>>,
+    download_redirect: Option<String>,
+    download_redirect_base: Option<String>,
+    download_redirect_ttl_secs: Option<u64>,
     max_image_size: Option<u64>,
     db_pool_size: Option<u32>,
     http_workers: Option<usize>,
@@ -249,6 +266,9 @@ pub const DEFAULT_DDI_BODY_TIMEOUT_SECS: u64 = 30;
 /// and recording it (the default `processing` limit is 30 minutes), and orphans are rare
 /// (a crash), so waiting costs little.
 pub const DEFAULT_ORPHAN_GRACE_SECS: u64 = 86_400;
+/// Five minutes: long enough to follow a redirect on a slow link (a transfer that started
+/// goes on after the URL expires), short enough that a leaked URL soon stops working.
+pub const DEFAULT_DOWNLOAD_REDIRECT_TTL_SECS: u64 = 300;
 /// 16 MiB/s: a 2 GiB image in about two minutes, a few percent of a disk's or a core's time.
 pub const DEFAULT_SCRUB_BYTES_PER_SEC: u64 = 16 * 1024 * 1024;
 
@@ -321,6 +341,12 @@ impl Settings {
             sealing_key: raw.sealing_key.filter(|s| !s.is_empty()).map(Secret),
             sealing_key_file: raw.sealing_key_file.filter(|p| !p.as_os_str().is_empty()),
             object_store,
+            object_store_options: raw.object_store_options.unwrap_or_default(),
+            download_redirect: Redirect::parse(
+                raw.download_redirect.as_deref().unwrap_or("off"),
+                raw.download_redirect_base.as_deref(),
+                raw.download_redirect_ttl_secs.unwrap_or(DEFAULT_DOWNLOAD_REDIRECT_TTL_SECS),
+            )?,
             max_image_size: raw.max_image_size.unwrap_or(DEFAULT_MAX_IMAGE_SIZE),
             db_pool_size: raw.db_pool_size.unwrap_or(8),
             http_workers,
@@ -489,10 +515,24 @@ mod tests {
     }
 
     #[test]
+    fn s3_options_and_redirects_come_from_the_file_and_the_environment() -> anyhow::Result<()> {
+        let file = "object_store = \"s3://fw/hub\"\n[object_store_options]\nendpoint = \"http://minio:9000\"\nallow_http = true\n";
+        let s = Settings::from_sources(Some(file), &env(&[("DEVICEHUB_DOWNLOAD_REDIRECT", "presigned")]))?;
+        assert_eq!(s.object_store, "s3://fw/hub");
+        assert_eq!(s.object_store_options.get("endpoint").map(String::as_str), Some("http://minio:9000"));
+        assert_eq!(s.object_store_options.get("allow_http").map(String::as_str), Some("true"));
+        assert_eq!(s.download_redirect, Redirect::Presigned { ttl: std::time::Duration::from_secs(300) });
+        assert_eq!(Settings::from_sources(None, &env(&[]))?.download_redirect, Redirect::Off);
+        Ok(())
+    }
+
+    #[test]
     fn bad_values_are_refused() {
         assert!(Settings::from_sources(Some("max_image_size = \"big\""), &env(&[])).is_err());
         assert!(Settings::from_sources(None, &env(&[("DEVICEHUB_PUBLIC_URL", "ftp://x")])).is_err());
         assert!(Settings::from_sources(None, &env(&[("DEVICEHUB_ADMIN_TOKEN", "short")])).is_err());
         assert!(Settings::from_sources(None, &env(&[("DEVICEHUB_UI_IDLE_SECS", "0")])).is_err());
+        assert!(Settings::from_sources(None, &env(&[("DEVICEHUB_DOWNLOAD_REDIRECT", "cdn")])).is_err());
+        assert!(Settings::from_sources(None, &env(&[("DEVICEHUB_DOWNLOAD_REDIRECT", "always")])).is_err());
     }
 }

@@ -42,7 +42,8 @@ pub async fn open(settings: &Settings) -> anyhow::Result<(Db, Storage)> {
     })
     .await
     .context("database start-up task failed")??;
-    let storage = Storage::from_url(&settings.object_store)?;
+    let storage = Storage::open(&settings.object_store, &settings.object_store_options)?
+        .with_redirect(settings.download_redirect.clone())?;
     storage
         .put_bytes(keys::READY_MARKER, b"devicehub object store\n".to_vec())
         .await

@@ -1,6 +1,7 @@
 //! Serves an object from the store to a device: whole, or one byte range, streamed.
 //! Every download in every door (firmware-update sessions, the admin image download,
-//! hawkBit artifacts) goes through [`respond`].
+//! hawkBit artifacts) goes through [`respond`], which may also send the client to the store
+//! (`storage::Redirect`) once the download is checked.
 
 use std::time::SystemTime;
 
@@ -91,6 +92,14 @@ pub async fn respond(
         Plan::Full => (StatusCode::OK, Served::Whole { bytes: length }),
         Plan::Partial { .. } => (StatusCode::PARTIAL_CONTENT, Served::Range { bytes: length }),
     };
+    if req.method() == Method::GET
+        && let Some(location) = storage.redirect_url(d).await?
+    {
+        // checked like any download; the store (or CDN) serves the bytes, the range included
+        let mut r = HttpResponse::TemporaryRedirect();
+        r.insert_header((header::LOCATION, location.as_str())).insert_header((header::CACHE_CONTROL, "no-store"));
+        return Ok((r.finish(), Some(served)));
+    }
 
     let mut response = HttpResponse::build(status);
     response

@@ -27,6 +27,11 @@ pub fn spawn(hub: &Hub, workers: usize) -> JoinSet<()> {
     set.spawn(sweeper::run(hub.clone()));
     set.spawn(orphans::run(hub.clone()));
     set.spawn(scrubber::run(hub.clone(), format!("{}-scrub", &instance[..8])));
-    tracing::info!(workers, "job workers, session timers, the orphan sweep and the integrity scrub started");
+    // the instance names this process's workers in session events ("worker 1a2b3c4d-0 claimed …")
+    tracing::info!(
+        instance = &instance[..8],
+        workers,
+        "job workers, session timers, the orphan sweep and the integrity scrub started"
+    );
     set
 }

@@ -1,5 +1,5 @@
-//! Object storage through `object_store`: local disk by default, in memory for tests;
-//! the rest of the code does not care which. Writes stream: [`ObjectWriter`] hashes and
+//! Object storage through `object_store`: local disk by default, S3 (`s3.rs`) when you
+//! grow, in memory for tests; the rest of the code does not care which. Writes stream: [`ObjectWriter`] hashes and
 //! counts bytes as they pass and the object becomes visible only when it is finished.
 
 use std::ops::Range;
@@ -18,6 +18,11 @@ use sha2::{Digest, Sha256};
 
 use crate::domain::digests::Digests;
 use crate::error::{Error, Result, SpaceLatch};
+
+mod redirect;
+mod s3;
+
+pub use redirect::Redirect;
 
 /// Object keys. Firmware images get a fresh key per upload, so a reader of the previous
 /// image is never cut off by a replacement.
@@ -53,6 +58,10 @@ pub struct Storage {
     full: Arc<SpaceLatch>,
     /// The directory of a local store (where unfinished uploads leave staging files).
     local_root: Option<PathBuf>,
+    /// The bucket of an S3 store (presigned URLs, recorded multipart uploads).
+    s3: Option<Arc<s3::S3>>,
+    /// Where downloads are sent instead of being streamed (`redirect.rs`).
+    redirect: Redirect,
 }
 
 /// Streams `range` of a local file in 1 MiB blocks, each a read-only memory map of the
@@ -164,13 +173,27 @@ pub struct StoredObject {
 }
 
 impl Storage {
-    /// `memory://`, `file:///abs/dir`, or a plain directory path.
+    /// `memory://`, `file:///abs/dir`, a plain directory path, or `s3://bucket/prefix`.
     pub fn from_url(url: &str) -> anyhow::Result<Storage> {
+        Storage::open(url, &std::collections::BTreeMap::new())
+    }
+
+    /// Like [`Storage::from_url`]; an S3 store also takes `options` (object_store's
+    /// `AmazonS3ConfigKey` names), over the `AWS_*` environment.
+    pub fn open(url: &str, options: &std::collections::BTreeMap<String, String>) -> anyhow::Result<Storage> {
         if url == "memory://" {
             return Ok(Storage::new(Arc::new(object_store::memory::InMemory::new()), url.to_owned(), None));
         }
+        if url.starts_with("s3://") {
+            let bucket = Arc::new(s3::S3::open(url, options)?);
+            let mut storage = Storage::new(bucket.store(), url.to_owned(), None);
+            storage.s3 = Some(bucket);
+            return Ok(storage);
+        }
         if url.contains("://") && !url.starts_with("file://") {
-            anyhow::bail!("unsupported object store {url:?} (expected a directory, file:///dir or memory://)");
+            anyhow::bail!(
+                "unsupported object store {url:?} (expected a directory, file:///dir, s3://bucket/prefix or memory://)"
+            );
         }
         let dir = url.strip_prefix("file://").unwrap_or(url);
         std::fs::create_dir_all(dir).with_context(|| format!("creating object store directory {dir}"))?;
@@ -181,7 +204,7 @@ impl Storage {
     }
 
     fn new(store: Arc<dyn ObjectStore>, description: String, local_root: Option<PathBuf>) -> Storage {
-        Storage { store, description, full: Arc::default(), local_root }
+        Storage { store, description, full: Arc::default(), local_root, s3: None, redirect: Redirect::Off }
     }
 
     /// Our error for a failed store operation; one that found no space is remembered.
@@ -195,8 +218,10 @@ impl Storage {
 
     /// Starts a streaming write of at most `limit` bytes to `key`.
     pub async fn writer(&self, key: &str, limit: u64) -> Result<ObjectWriter> {
-        let path = ObjectPath::from(key);
-        let upload = self.store.put_multipart(&path).await.map_err(|e| self.failed(e))?;
+        let upload = match &self.s3 {
+            Some(s3) => s3.upload(key).await.map_err(|e| self.full.note(e))?,
+            None => self.store.put_multipart(&ObjectPath::from(key)).await.map_err(|e| self.failed(e))?,
+        };
         Ok(ObjectWriter {
             upload: WriteMultipart::new(upload),
             full: self.full.clone(),
@@ -357,10 +382,13 @@ impl Storage {
 
     /// Removes the staging files (`<key>#<n>`) of uploads that never finished, such as a
     /// killed process leaves, once they are older than `grace` (a file being written is
-    /// touched by every part). Only a local store has them: other stores keep unfinished
-    /// multipart uploads out of sight (on S3 a lifecycle rule aborts them), and for them this
-    /// does nothing. Returns the files removed, relative to the store.
+    /// touched by every part). On S3, aborts the multipart uploads that never finished, once
+    /// started longer than `grace` ago (`s3.rs`). Returns the files (keys) removed, relative
+    /// to the store.
     pub async fn sweep_staging(&self, grace: Duration) -> Result<Vec<String>> {
+        if let Some(s3) = &self.s3 {
+            return s3.sweep_uploads(grace).await;
+        }
         let Some(root) = self.local_root.clone() else { return Ok(Vec::new()) };
         tokio::task::spawn_blocking(move || sweep_staging_files(&root, grace))
             .await
@@ -449,7 +477,7 @@ impl From<object_store::Error> for Error {
     fn from(err: object_store::Error) -> Self {
         match err {
             object_store::Error::NotFound { path, .. } => Error::NotFound(format!("object {path} not found")),
-            other if crate::error::is_out_of_space(&other) => {
+            other if crate::error::is_out_of_space(&other) || s3::is_out_of_space(&other) => {
                 Error::StorageFull(format!("the object store has no space left: {other}"))
             }
             other => Error::Internal(anyhow::Error::new(other).context("object store operation failed")),

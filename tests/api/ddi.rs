@@ -35,7 +35,7 @@ async fn fleet(app: &TestApp) -> (String, Vec<u8>) {
 }
 
 /// A device made by the admin; its target token (shown once).
-async fn device(app: &TestApp, device_id: &str) -> (String, String) {
+pub(crate) async fn device(app: &TestApp, device_id: &str) -> (String, String) {
     let r = app
         .post(
             "/api/v1/devices",
@@ -51,7 +51,7 @@ fn client(app: &TestApp, device_id: &str, auth: ClientAuthorization) -> Client {
 }
 
 /// Assigns a firmware to devices; the new session ids and DDI action ids.
-async fn assign(app: &TestApp, fw: &str, body: Value) -> Vec<(String, String)> {
+pub(crate) async fn assign(app: &TestApp, fw: &str, body: Value) -> Vec<(String, String)> {
     let r = app.post(&format!("/api/v1/firmware/{fw}/assign"), body).await.expect(201);
     r.body["sessions"]
         .as_array()

@@ -20,9 +20,9 @@ crate::on_both_backends!(
 const BIN: &str = env!("CARGO_BIN_EXE_devicehub");
 
 /// A running `devicehub serve` child process.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    base: String,
+    pub(crate) base: String,
     /// What it printed before "listening" (the bootstrap token, if any).
     banner: String,
 }
@@ -43,8 +43,29 @@ pub(crate) fn command(env: &TestEnv) -> Command {
 }
 
 impl Server {
-    fn start(mut cmd: Command) -> Server {
+    pub(crate) fn start(cmd: Command) -> Server {
         let stderr = if std::env::var_os("TEST_LOG").is_some() { Stdio::inherit() } else { Stdio::null() };
+        Server::start_with(cmd, stderr)
+    }
+
+    /// Starts it with its log lines (stderr) sent to the receiver as they come.
+    pub(crate) fn start_logged(cmd: Command) -> (Server, std::sync::mpsc::Receiver<String>) {
+        let mut server = Server::start_with(cmd, Stdio::piped());
+        let stderr = server.child.stderr.take().expect("stderr");
+        let (send, receive) = std::sync::mpsc::channel();
+        let echo = std::env::var_os("TEST_LOG").is_some();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if echo {
+                    eprintln!("{line}");
+                }
+                let _ = send.send(line);
+            }
+        });
+        (server, receive)
+    }
+
+    fn start_with(mut cmd: Command, stderr: Stdio) -> Server {
         let mut child = cmd.stdout(Stdio::piped()).stderr(stderr).spawn().expect("spawn devicehub");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
@@ -63,7 +84,7 @@ impl Server {
     }
 
     /// A crash, not a polite stop: SIGKILL.
-    fn kill(mut self) {
+    pub(crate) fn kill(mut self) {
         self.child.kill().expect("kill");
         self.child.wait().expect("wait");
     }
@@ -76,7 +97,7 @@ impl Drop for Server {
     }
 }
 
-async fn call(
+pub(crate) async fn call(
     client: &reqwest::Client,
     server: &Server,
     token: &str,
@@ -251,7 +272,7 @@ fn spawn_worker(env: &TestEnv) -> Child {
 }
 
 /// `PUT` an image to a firmware.
-async fn put_image(
+pub(crate) async fn put_image(
     client: &reqwest::Client,
     server: &Server,
     token: &str,
@@ -265,7 +286,7 @@ async fn put_image(
 /// The seed catalog through a server's API, with `dp-handle` a level-9 gzip (of incompressible
 /// data: slow enough to be killed in the middle) and a released 1.0.0 whose image is `image`.
 /// Returns the firmware id.
-async fn slow_gzip_catalog(client: &reqwest::Client, server: &Server, token: &str, image: &[u8]) -> String {
+pub(crate) async fn slow_gzip_catalog(client: &reqwest::Client, server: &Server, token: &str, image: &[u8]) -> String {
     let post = |path: &'static str, body: Value| async move {
         let (status, body) = call(client, server, token, Method::POST, path, Some(body)).await;
         assert_eq!(status, 201, "{path}: {body}");
