@@ -42,6 +42,9 @@ pub async fn open(settings: &Settings) -> anyhow::Result<(Db, Storage)> {
     .await
     .context("database start-up task failed")??;
     let storage = Storage::from_url(&settings.object_store)?;
+    storage.set_download_map_budget(
+        usize::try_from(settings.download_map_mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX),
+    );
     storage
         .put_bytes(keys::READY_MARKER, b"devicehub object store\n".to_vec())
         .await
@@ -114,6 +117,8 @@ pub async fn shared_hub(db: Db, storage: Storage, settings: Settings, public_url
         links: LinkSigner::new(&key),
         jobs_ready: Arc::new(tokio::sync::Notify::new()),
         couriers: Default::default(),
+        recent_downloads: Default::default(),
+        recent_artifacts: Default::default(),
     })
 }
 

@@ -75,7 +75,7 @@ pub async fn respond(req: &HttpRequest, storage: &Storage, d: &Blob) -> Result<(
         let nothing = futures_util::stream::empty::<std::result::Result<bytes::Bytes, actix_web::Error>>();
         return Ok((response.no_chunking(length).streaming(nothing), Served::Nothing));
     }
-    let body = storage.read(&d.key, window).await?;
+    let body = storage.download(&d.key, window).await?;
     let body = body.map(|chunk| chunk.map_err(actix_web::error::ErrorInternalServerError));
     Ok((response.no_chunking(length).streaming(body), served))
 }

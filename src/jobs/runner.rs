@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::service::Hub;
 use crate::service::jobs::{self, Task};
-use crate::service::{outbox, pipeline as session_pipeline};
+use crate::service::{assignments, outbox, pipeline as session_pipeline};
 
 pub async fn run(hub: Hub, worker: String) {
     let poll = Duration::from_millis(hub.settings.poll_interval_ms);
@@ -38,6 +38,14 @@ async fn dispatch(hub: &Hub, task: Task) {
                 () = outbox::deliver(hub, &delivery) => {}
                 () = jobs::keep_lease(hub, &delivery.lease) => {
                     tracing::warn!(job = %delivery.lease.job_id, "lost a delivery's lease; another worker has it");
+                }
+            }
+        }
+        Task::Assign(task) => {
+            tokio::select! {
+                () = assignments::run(hub, &task) => {}
+                () = jobs::keep_lease(hub, &task.lease) => {
+                    tracing::warn!(job = %task.lease.job_id, "lost an assignment's lease; another worker has it");
                 }
             }
         }

@@ -6,11 +6,13 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 use url::Url;
 
+use super::ddi::ArtifactDownload;
 use super::links::LinkSigner;
 use super::outbox::Couriers;
+use super::recent::Recent;
 use crate::db::Db;
 use crate::settings::Settings;
-use crate::storage::Storage;
+use crate::storage::{Blob, Storage};
 
 #[derive(Clone)]
 pub struct Hub {
@@ -26,6 +28,11 @@ pub struct Hub {
     pub jobs_ready: Arc<Notify>,
     /// The doors this process can deliver outbox notices to.
     pub couriers: Couriers,
+    /// Download links checked a moment ago (a device's ranges ask again and again): the
+    /// object, and when the link expires (Unix seconds).
+    pub recent_downloads: Arc<Recent<(Blob, i64)>>,
+    /// hawkBit artifact downloads checked a moment ago, by device, file and credential.
+    pub recent_artifacts: Arc<Recent<ArtifactDownload>>,
 }
 
 impl Hub {

@@ -17,6 +17,7 @@ pub mod overview;
 pub mod people;
 pub mod pipeline;
 pub mod readiness;
+pub mod recent;
 pub mod scrub;
 pub mod session;
 pub mod store_identity;

@@ -19,6 +19,9 @@ use sha2::{Digest, Sha256};
 use crate::domain::digests::Digests;
 use crate::error::{Error, Result, SpaceLatch};
 
+mod blocks;
+pub use blocks::DEFAULT_BUDGET as DEFAULT_DOWNLOAD_MAP_BUDGET;
+
 /// Object keys. Firmware images get a fresh key per upload, so a reader of the previous
 /// image is never cut off by a replacement.
 pub mod keys {
@@ -53,6 +56,8 @@ pub struct Storage {
     full: Arc<SpaceLatch>,
     /// The directory of a local store (where unfinished uploads leave staging files).
     local_root: Option<PathBuf>,
+    /// A local store's downloads: shared, capped maps of open files (`blocks`).
+    downloads: Option<Arc<blocks::Blocks>>,
 }
 
 /// Streams `range` of a local file in 1 MiB blocks, each a read-only memory map of the
@@ -179,7 +184,8 @@ impl Storage {
     }
 
     fn new(store: Arc<dyn ObjectStore>, description: String, local_root: Option<PathBuf>) -> Storage {
-        Storage { store, description, full: Arc::default(), local_root }
+        let downloads = local_root.clone().map(|root| Arc::new(blocks::Blocks::new(root, blocks::DEFAULT_BUDGET)));
+        Storage { store, description, full: Arc::default(), local_root, downloads }
     }
 
     /// Our error for a failed store operation; one that found no space is remembered.
@@ -208,6 +214,9 @@ impl Storage {
     }
 
     pub async fn delete(&self, key: &str) -> Result<()> {
+        if let Some(downloads) = &self.downloads {
+            downloads.forget(key);
+        }
         match self.store.delete(&ObjectPath::from(key)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e.into()),
@@ -233,6 +242,29 @@ impl Storage {
             GetResultPayload::File(file, _) => read_file_blocks(file, range),
             GetResultPayload::Stream(stream) => stream.map_err(std::io::Error::other).boxed(),
         })
+    }
+
+    /// Streams bytes `range` of an object to a device. A local store serves it from shared,
+    /// capped maps of files it keeps open (`storage::blocks`); other stores as [`Storage::read`].
+    pub async fn download(&self, key: &str, range: Range<u64>) -> Result<BoxStream<'static, std::io::Result<Bytes>>> {
+        match &self.downloads {
+            Some(downloads) if blocks::Blocks::serves(key) => downloads.read(key, range).await.map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    Error::NotFound(format!("object {key} not found"))
+                } else {
+                    Error::internal(format!("reading {key}: {e}"))
+                }
+            }),
+            _ => self.read(key, range).await,
+        }
+    }
+
+    /// Caps the bytes all downloads from a local store keep mapped at once; past it blocks
+    /// are read into small buffers instead.
+    pub fn set_download_map_budget(&self, bytes: usize) {
+        if let Some(downloads) = &self.downloads {
+            downloads.set_budget(bytes);
+        }
     }
 
     /// Reads a whole object and answers its size and SHA-256 (hex), reading at most

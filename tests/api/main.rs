@@ -5,12 +5,14 @@
 
 mod helpers;
 
+mod assignments;
 mod authz;
 mod authz_matrix;
 mod browser;
 mod catalog;
 mod ddi;
 mod devices;
+mod download_memory;
 mod downloads;
 mod firmware;
 mod health;
