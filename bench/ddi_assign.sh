@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The hawkBit DDI poll while a large assignment is made (issue 14): wrk polls random devices
 # of 10^4 for WINDOW seconds; one second in, one assignment of ASSIGN devices is posted.
-# Measured for each mode, on a fresh database each time:
+# Measured for each mode, on a fresh database each (the sizes assign disjoint devices):
 #   one transaction  DEVICEHUB_ASSIGN_SYNC_MAX=5000: the whole assignment inside the request,
 #                    in one transaction (what every assignment did before the assignment job)
 #   job              the default: 202 at once, a job assigns 25 devices per transaction
@@ -22,7 +22,7 @@ WINDOW=${WINDOW:-20}
 PORT=${PORT:-18484}
 TOKEN=dh_bench_token_0123456789abcdefghijklmnopq
 WORK=$(mktemp -d /tmp/devicehub-assign-bench.XXXXXX)
-BIN="$ROOT/target/release/devicehub"
+BIN=${BIN:-"$ROOT/target/release/devicehub"}
 SETUP="$ROOT/bench/ddi_setup.py"
 PG_BASE=${DATABASE_URL:-}
 PG_DB=
@@ -88,16 +88,19 @@ for mode in $MODES; do
         job) sync_max=100 ;;
         *) echo "bench: unknown mode $mode" >&2; exit 1 ;;
     esac
+    echo "== $mode: a fresh server with $DEVICES devices" >&2
+    fresh_server "$sync_max"
+    skip=0
     for size in $SIZES; do
-        echo "== $mode: $size-device assignment, $DEVICES devices" >&2
-        fresh_server "$sync_max"
+        echo "== $mode: $size-device assignment (devices $skip to $((skip + size - 1)))" >&2
         QUIET=$(timeout 60 wrk -t2 -c"$CONNS" -d5s --timeout 30s --latency -s "$ROOT/bench/ddi_poll.lua" "http://127.0.0.1:$PORT/")
         timeout $((WINDOW + 60)) wrk -t2 -c"$CONNS" -d"${WINDOW}s" --timeout 30s --latency -s "$ROOT/bench/ddi_poll.lua" \
             "http://127.0.0.1:$PORT/" > "$WORK/wrk.out" &
         WRK=$!
         sleep 1
         TIMES=$(python3 "$SETUP" devicehub assign-timed --url "http://127.0.0.1:$PORT" --token "$TOKEN" \
-            --out "$WORK/devices.txt" --count "$size")
+            --out "$WORK/devices.txt" --count "$size" --skip "$skip")
+        skip=$((skip + size))
         wait "$WRK"
         BUSY=$(summary "$(cat "$WORK/wrk.out")")
         Q=$(summary "$QUIET")

@@ -20,9 +20,9 @@ NGINX_PORT=${NGINX_PORT:-18491}
 TOKEN=dh_bench_token_0123456789abcdefghijklmnopq
 WORK=$(mktemp -d /tmp/devicehub-dl-bench.XXXXXX)
 chmod 755 "$WORK"
-BIN="$ROOT/target/release/devicehub"
+BIN=${BIN:-"$ROOT/target/release/devicehub"}
 BEFORE=${BEFORE:-}
-ulimit -n 65536
+ulimit -n "$(ulimit -Hn)"  # 1 000 connections need more than the usual 1 024
 
 cleanup() {
     [ -n "${DH_PID:-}" ] && kill "$DH_PID" 2>/dev/null || true
@@ -69,7 +69,7 @@ pid $WORK/nginx.pid;
 error_log $WORK/nginx-error.log;
 user root;
 events { worker_connections 8192; }
-worker_rlimit_nofile 65536;
+worker_rlimit_nofile 16384;
 http {
     access_log off;
     sendfile on; tcp_nopush on; tcp_nodelay on;

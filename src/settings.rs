@@ -22,6 +22,7 @@
 //! | `ddi_body_timeout_secs` | `DEVICEHUB_DDI_BODY_TIMEOUT_SECS` | `30`: how long a hawkBit device's request body may take to arrive (408 after) |
 //! | `assign_sync_max` | `DEVICEHUB_ASSIGN_SYNC_MAX` | `100`: an assignment naming more devices runs as a job (`202`, progress at `GET /api/v1/assignments/{id}`) |
 //! | `download_map_mib` | `DEVICEHUB_DOWNLOAD_MAP_MIB` | `64`: the most MiB of a local store's files all downloads keep memory-mapped together (shared by the connections reading them; past it, blocks are read into small buffers) |
+//! | `download_chunk_kib` | `DEVICEHUB_DOWNLOAD_CHUNK_KIB` | `1024`: how much of a download is handed to the HTTP layer at once; it copies each into the connection's buffer, so smaller bounds the memory of slowly drained connections, larger costs fewer writes |
 //! | `ui_idle_secs` | `DEVICEHUB_UI_IDLE_SECS` | `1800`: a web UI session ends after this long without a request |
 //! | `ui_session_max_secs` | `DEVICEHUB_UI_SESSION_MAX_SECS` | `43200`: and at the latest this long after signing in |
 //! | `ui_trust_forwarded_for` | `DEVICEHUB_UI_TRUST_FORWARDED_FOR` | `false`: count failed sign-ins per `X-Forwarded-For` address (only behind a proxy that sets it) |
@@ -108,6 +109,8 @@ pub struct Settings {
     pub assign_sync_max: usize,
     /// The most MiB all downloads from a local store keep mapped at once.
     pub download_map_mib: u64,
+    /// How many KiB of a download are handed to the HTTP layer at once.
+    pub download_chunk_kib: u64,
     /// A web UI session ends after this many seconds without a request.
     pub ui_idle_secs: u64,
     /// A web UI session ends this many seconds after signing in, however busy.
@@ -145,6 +148,7 @@ impl fmt::Debug for Settings {
             .field("scrub_bytes_per_sec", &self.scrub_bytes_per_sec)
             .field("assign_sync_max", &self.assign_sync_max)
             .field("download_map_mib", &self.download_map_mib)
+            .field("download_chunk_kib", &self.download_chunk_kib)
             .field("ui_idle_secs", &self.ui_idle_secs)
             .field("ui_session_max_secs", &self.ui_session_max_secs)
             .field("ui_trust_forwarded_for", &self.ui_trust_forwarded_for)
@@ -198,6 +202,7 @@ struct RawSettings {
     scrub_bytes_per_sec: Option<u64>,
     assign_sync_max: Option<usize>,
     download_map_mib: Option<u64>,
+    download_chunk_kib: Option<u64>,
     ui_idle_secs: Option<u64>,
     ui_session_max_secs: Option<u64>,
     ui_trust_forwarded_for: Option<bool>,
@@ -308,6 +313,7 @@ impl Settings {
             scrub_bytes_per_sec: raw.scrub_bytes_per_sec.unwrap_or(DEFAULT_SCRUB_BYTES_PER_SEC),
             assign_sync_max: raw.assign_sync_max.unwrap_or(100),
             download_map_mib: raw.download_map_mib.unwrap_or(64),
+            download_chunk_kib: raw.download_chunk_kib.unwrap_or(1024),
             ui_idle_secs: raw.ui_idle_secs.unwrap_or(1800),
             ui_session_max_secs: raw.ui_session_max_secs.unwrap_or(43_200),
             ui_trust_forwarded_for: raw.ui_trust_forwarded_for.unwrap_or(false),

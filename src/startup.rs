@@ -42,9 +42,9 @@ pub async fn open(settings: &Settings) -> anyhow::Result<(Db, Storage)> {
     .await
     .context("database start-up task failed")??;
     let storage = Storage::from_url(&settings.object_store)?;
-    storage.set_download_map_budget(
-        usize::try_from(settings.download_map_mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX),
-    );
+    let mib = |n: u64| usize::try_from(n.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
+    let kib = |n: u64| usize::try_from(n.saturating_mul(1 << 10)).unwrap_or(usize::MAX);
+    storage.tune_downloads(mib(settings.download_map_mib), kib(settings.download_chunk_kib));
     storage
         .put_bytes(keys::READY_MARKER, b"devicehub object store\n".to_vec())
         .await

@@ -16,8 +16,11 @@
 //!   ([`Blocks::new`]); when the budget is taken by blocks readers still hold (many slow
 //!   readers spread over large images), a block is read into a small buffer instead of being
 //!   mapped, so memory stays bounded whatever the number of connections or the image size.
-//! - **The response gets slices of at most [`SLICE`] bytes.** actix-web copies every chunk
-//!   into the connection's write buffer; small slices keep that buffer small per connection.
+//! - **The response gets chunks of at most `chunk` bytes** ([`Blocks::set_chunk`]).
+//!   actix-web copies every chunk into the connection's write buffer before writing it to
+//!   the socket, so the chunk bounds that buffer for a connection the client drains slowly;
+//!   but each chunk is one write, and on this box 64 KiB chunks cost a third of the
+//!   throughput of 1 MiB ones (docs/benchmarks.md).
 //!
 //! The scrub never reads through here: it must see the file as it is on disk now.
 
@@ -36,8 +39,11 @@ use futures_util::stream::{BoxStream, StreamExt};
 /// The unit of mapping: a block starts at a multiple of this offset (page-aligned).
 pub const BLOCK: u64 = 1024 * 1024;
 
-/// The most bytes handed to the response at once (a block slice, or one buffered read).
-pub const SLICE: usize = 64 * 1024;
+/// The most bytes handed to the response at once by default (a whole block).
+pub const DEFAULT_CHUNK: usize = BLOCK as usize;
+
+/// What a buffered read (past the budget) reads at most at once.
+const BUFFERED_READ: usize = 256 * 1024;
 
 /// How long an open file is reused before it is opened again (a file restored under the
 /// same key by an operator is seen after this long).
@@ -53,6 +59,7 @@ pub const DEFAULT_BUDGET: usize = 64 * 1024 * 1024;
 pub struct Blocks {
     root: PathBuf,
     budget: AtomicUsize,
+    chunk: AtomicUsize,
     /// Bytes mapped right now, by every block alive (hot or held by a reader).
     mapped: Arc<AtomicUsize>,
     state: Mutex<State>,
@@ -69,9 +76,18 @@ struct State {
 struct OpenObject {
     file: Arc<std::fs::File>,
     len: u64,
+    /// Which file it is (device, inode, size, modification time): when it is checked again
+    /// after [`FILE_TTL`] and is still the same file, its open handle and mapped blocks are
+    /// kept (mapping them anew while readers hold the old maps would fill the budget).
+    identity: (u64, u64, u64, Option<std::time::SystemTime>),
     opened: Instant,
     /// Blocks of this object that are mapped, hot or held by a reader.
-    blocks: Mutex<HashMap<u64, Weak<Block>>>,
+    blocks: Arc<Mutex<HashMap<u64, Weak<Block>>>>,
+}
+
+fn identity(meta: &std::fs::Metadata) -> (u64, u64, u64, Option<std::time::SystemTime>) {
+    use std::os::unix::fs::MetadataExt;
+    (meta.dev(), meta.ino(), meta.len(), meta.modified().ok())
 }
 
 struct Block {
@@ -114,12 +130,23 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> io::Result<T> + Send + 
 impl Blocks {
     /// Blocks of the objects under `root`, at most `budget` bytes mapped at once.
     pub fn new(root: PathBuf, budget: usize) -> Blocks {
-        Blocks { root, budget: AtomicUsize::new(budget), mapped: Arc::default(), state: Mutex::default() }
+        Blocks {
+            root,
+            budget: AtomicUsize::new(budget),
+            chunk: AtomicUsize::new(DEFAULT_CHUNK),
+            mapped: Arc::default(),
+            state: Mutex::default(),
+        }
     }
 
     pub fn set_budget(&self, budget: usize) {
         self.budget.store(budget, Ordering::Relaxed);
         lock(&self.state).hot.clear();
+    }
+
+    /// Hands the response at most `bytes` at once (at least 4 KiB).
+    pub fn set_chunk(&self, bytes: usize) {
+        self.chunk.store(bytes.max(4096), Ordering::Relaxed);
     }
 
     /// Bytes mapped right now.
@@ -151,6 +178,7 @@ impl Blocks {
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the object is shorter than its size"));
         }
         let this = self.clone();
+        let chunk = self.chunk.load(Ordering::Relaxed);
         let state = (range.start, range.end, Bytes::new());
         Ok(futures_util::stream::try_unfold(state, move |(pos, end, mut rest)| {
             let (this, object) = (this.clone(), object.clone());
@@ -166,7 +194,7 @@ impl Blocks {
                         Some(block) => rest = block.slice(to_usize(within)?..to_usize(upto)?),
                         None => {
                             // the budget is taken: one buffered read
-                            let len = to_usize(upto - within)?.min(SLICE);
+                            let len = to_usize(upto - within)?.min(chunk.min(BUFFERED_READ));
                             let file = object.file.clone();
                             let chunk = blocking(move || {
                                 let mut buf = vec![0; len];
@@ -179,29 +207,43 @@ impl Blocks {
                         }
                     }
                 }
-                let chunk = rest.split_to(rest.len().min(SLICE));
-                let next = pos + chunk.len() as u64;
-                Ok(Some((chunk, (next, end, rest))))
+                let part = rest.split_to(rest.len().min(chunk));
+                let next = pos + part.len() as u64;
+                Ok(Some((part, (next, end, rest))))
             }
         })
         .boxed())
     }
 
     async fn open(&self, key: &str) -> io::Result<Arc<OpenObject>> {
-        if let Some(found) = lock(&self.state).files.get(key)
+        let known = lock(&self.state).files.get(key).cloned();
+        if let Some(found) = &known
             && found.opened.elapsed() < FILE_TTL
         {
             return Ok(found.clone());
         }
         let path = self.root.join(key);
-        let (file, len) = blocking(move || {
+        let (file, meta) = blocking(move || {
             let file = std::fs::File::open(path)?;
-            let len = file.metadata()?.len();
-            Ok((file, len))
+            let meta = file.metadata()?;
+            Ok((file, meta))
         })
         .await?;
-        let object =
-            Arc::new(OpenObject { file: Arc::new(file), len, opened: Instant::now(), blocks: Mutex::default() });
+        let object = match known {
+            Some(old) if old.identity == identity(&meta) => Arc::new(OpenObject {
+                opened: Instant::now(),
+                blocks: old.blocks.clone(),
+                file: old.file.clone(),
+                ..*old
+            }),
+            _ => Arc::new(OpenObject {
+                file: Arc::new(file),
+                len: meta.len(),
+                identity: identity(&meta),
+                opened: Instant::now(),
+                blocks: Arc::default(),
+            }),
+        };
         let mut state = lock(&self.state);
         if state.files.len() >= MAX_OPEN && !state.files.contains_key(key) {
             let oldest = state.files.iter().min_by_key(|(_, o)| o.opened).map(|(k, _)| k.clone());

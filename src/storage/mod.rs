@@ -259,11 +259,12 @@ impl Storage {
         }
     }
 
-    /// Caps the bytes all downloads from a local store keep mapped at once; past it blocks
-    /// are read into small buffers instead.
-    pub fn set_download_map_budget(&self, bytes: usize) {
+    /// Caps the bytes all downloads from a local store keep mapped at once (past it blocks
+    /// are read into small buffers instead), and how much is handed to the HTTP layer at once.
+    pub fn tune_downloads(&self, map_budget: usize, chunk: usize) {
         if let Some(downloads) = &self.downloads {
-            downloads.set_budget(bytes);
+            downloads.set_budget(map_budget);
+            downloads.set_chunk(chunk);
         }
     }
 
