@@ -7,6 +7,9 @@ devicehub:
   ddi_setup.py devicehub assign --url U --token T --out FILE
       assigns the firmware to every device of FILE and waits until every session is
       `created` (the deliverable is ready, so the poll offers deploymentBase)
+  ddi_setup.py devicehub assign-timed --url U --token T --out FILE --count N --skip K
+      assigns the firmware to N devices of FILE (after the first K) in one assignment; prints
+      how long the answer took and how long until the assignment was done (JSON)
 goosebit:
   ddi_setup.py goosebit register --url U --devices FILE
       one poll per device in goosebit's "setup" auth mode, which stores its token
@@ -72,7 +75,7 @@ def devicehub_assign(args):
     fw = call("GET", "/api/v1/firmware?version=1.1.0")["results"][0]["id"]
     ids = [line.split()[0] for line in open(args.out)]
     for start in range(0, len(ids), 5000):
-        call("POST", f"/api/v1/firmware/{fw}/assign", {"devices": ids[start:start + 5000]})
+        assign_and_wait(call, fw, ids[start:start + 5000])
     deadline = time.time() + 1800
     while True:
         created = call("GET", "/api/v1/firmware-update/?state=created&limit=1")["count"]
@@ -81,6 +84,33 @@ def devicehub_assign(args):
         if time.time() > deadline:
             sys.exit(f"only {created} of {len(ids)} sessions reached created")
         time.sleep(1)
+
+
+def assign_and_wait(call, fw, devices):
+    """One assignment; waits until it is done when it runs as a job (202)."""
+    r = call("POST", f"/api/v1/firmware/{fw}/assign", {"devices": devices}, expect=(201, 202))
+    if "sessions" in r:
+        return
+    while r["state"] == "running":
+        time.sleep(0.05)
+        r = call("GET", f"/api/v1/assignments/{r['id']}")
+    if r["state"] != "done":
+        sys.exit(f"the assignment ended {r['state']}: {r.get('error')}")
+
+
+def devicehub_assign_timed(args):
+    conn = client(args.url)()
+    call = lambda *a, **k: api(conn, args.token, *a, **k)  # noqa: E731
+    fw = call("GET", "/api/v1/firmware?version=1.1.0")["results"][0]["id"]
+    ids = [line.split()[0] for line in open(args.out)][args.skip:args.skip + args.count]
+    started = time.time()
+    r = call("POST", f"/api/v1/firmware/{fw}/assign", {"devices": ids}, expect=(201, 202))
+    answered = time.time() - started
+    if "sessions" not in r:
+        while r["state"] == "running":
+            time.sleep(0.05)
+            r = call("GET", f"/api/v1/assignments/{r['id']}")
+    print(json.dumps({"answer_s": round(answered, 2), "done_s": round(time.time() - started, 2)}))
 
 
 def goosebit_register(args):
@@ -124,17 +154,21 @@ def goosebit_assign(args):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("server", choices=["devicehub", "goosebit"])
-    p.add_argument("step", choices=["register", "registered", "assign"])
+    p.add_argument("step", choices=["register", "registered", "assign", "assign-timed"])
     p.add_argument("--url")
     p.add_argument("--token")
     p.add_argument("--devices")
     p.add_argument("--out")
     p.add_argument("--db")
     p.add_argument("--image")
+    p.add_argument("--count", type=int, default=1000)
+    p.add_argument("--skip", type=int, default=0)
     args = p.parse_args()
     if args.server == "devicehub" and args.step == "register":
         args.devices = int(args.devices)
         devicehub_register(args)
+    elif args.server == "devicehub" and args.step == "assign-timed":
+        devicehub_assign_timed(args)
     elif args.server == "devicehub":
         devicehub_assign(args)
     elif args.step == "register":

@@ -24,6 +24,9 @@
 //! | `link_ttl_secs` | `DEVICEHUB_LINK_TTL_SECS` | `3600`: lifetime of a download link |
 //! | `ddi_default_product` | `DEVICEHUB_DDI_DEFAULT_PRODUCT` | none: the product (handle) hawkBit's tenant `DEFAULT` means |
 //! | `ddi_body_timeout_secs` | `DEVICEHUB_DDI_BODY_TIMEOUT_SECS` | `30`: how long a hawkBit device's request body may take to arrive (408 after) |
+//! | `assign_sync_max` | `DEVICEHUB_ASSIGN_SYNC_MAX` | `100`: an assignment naming more devices runs as a job (`202`, progress at `GET /api/v1/assignments/{id}`) |
+//! | `download_map_mib` | `DEVICEHUB_DOWNLOAD_MAP_MIB` | `64`: the most MiB of a local store's files all downloads keep memory-mapped together (shared by the connections reading them; past it, blocks are read into small buffers) |
+//! | `download_chunk_kib` | `DEVICEHUB_DOWNLOAD_CHUNK_KIB` | `1024`: how much of a download is handed to the HTTP layer at once; it copies each into the connection's buffer, so smaller bounds the memory of slowly drained connections, larger costs fewer writes |
 //! | `ui_idle_secs` | `DEVICEHUB_UI_IDLE_SECS` | `1800`: a web UI session ends after this long without a request |
 //! | `ui_session_max_secs` | `DEVICEHUB_UI_SESSION_MAX_SECS` | `43200`: and at the latest this long after signing in |
 //! | `ui_trust_forwarded_for` | `DEVICEHUB_UI_TRUST_FORWARDED_FOR` | `false`: count failed sign-ins per `X-Forwarded-For` address (only behind a proxy that sets it) |
@@ -127,6 +130,12 @@ pub struct Settings {
     pub scrub_interval_secs: u64,
     /// How fast the scrub reads, per instance; 0: unlimited.
     pub scrub_bytes_per_sec: u64,
+    /// An assignment naming more devices than this runs as a job.
+    pub assign_sync_max: usize,
+    /// The most MiB all downloads from a local store keep mapped at once.
+    pub download_map_mib: u64,
+    /// How many KiB of a download are handed to the HTTP layer at once.
+    pub download_chunk_kib: u64,
     /// A web UI session ends after this many seconds without a request.
     pub ui_idle_secs: u64,
     /// A web UI session ends this many seconds after signing in, however busy.
@@ -184,6 +193,9 @@ impl fmt::Debug for Settings {
             .field("orphan_sweep_interval_secs", &self.orphan_sweep_interval_secs)
             .field("scrub_interval_secs", &self.scrub_interval_secs)
             .field("scrub_bytes_per_sec", &self.scrub_bytes_per_sec)
+            .field("assign_sync_max", &self.assign_sync_max)
+            .field("download_map_mib", &self.download_map_mib)
+            .field("download_chunk_kib", &self.download_chunk_kib)
             .field("ui_idle_secs", &self.ui_idle_secs)
             .field("ui_session_max_secs", &self.ui_session_max_secs)
             .field("ui_trust_forwarded_for", &self.ui_trust_forwarded_for)
@@ -244,6 +256,9 @@ struct RawSettings {
     orphan_sweep_interval_secs: Option<u64>,
     scrub_interval_secs: Option<u64>,
     scrub_bytes_per_sec: Option<u64>,
+    assign_sync_max: Option<usize>,
+    download_map_mib: Option<u64>,
+    download_chunk_kib: Option<u64>,
     ui_idle_secs: Option<u64>,
     ui_session_max_secs: Option<u64>,
     ui_trust_forwarded_for: Option<bool>,
@@ -374,6 +389,9 @@ impl Settings {
             orphan_sweep_interval_secs: raw.orphan_sweep_interval_secs.unwrap_or(3600),
             scrub_interval_secs: raw.scrub_interval_secs.unwrap_or(86_400),
             scrub_bytes_per_sec: raw.scrub_bytes_per_sec.unwrap_or(DEFAULT_SCRUB_BYTES_PER_SEC),
+            assign_sync_max: raw.assign_sync_max.unwrap_or(100),
+            download_map_mib: raw.download_map_mib.unwrap_or(64),
+            download_chunk_kib: raw.download_chunk_kib.unwrap_or(1024),
             ui_idle_secs: raw.ui_idle_secs.unwrap_or(1800),
             ui_session_max_secs: raw.ui_session_max_secs.unwrap_or(43_200),
             ui_trust_forwarded_for: raw.ui_trust_forwarded_for.unwrap_or(false),

@@ -44,6 +44,9 @@ pub async fn open(settings: &Settings) -> anyhow::Result<(Db, Storage)> {
     .context("database start-up task failed")??;
     let storage = Storage::open(&settings.object_store, &settings.object_store_options)?
         .with_redirect(settings.download_redirect.clone())?;
+    let mib = |n: u64| usize::try_from(n.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
+    let kib = |n: u64| usize::try_from(n.saturating_mul(1 << 10)).unwrap_or(usize::MAX);
+    storage.tune_downloads(mib(settings.download_map_mib), kib(settings.download_chunk_kib));
     storage
         .put_bytes(keys::READY_MARKER, b"devicehub object store\n".to_vec())
         .await
@@ -121,6 +124,8 @@ pub async fn shared_hub(db: Db, storage: Storage, settings: Settings, public_url
         couriers: Default::default(),
         broker: Default::default(),
         sealer,
+        recent_downloads: Default::default(),
+        recent_artifacts: Default::default(),
     })
 }
 

@@ -124,6 +124,15 @@ impl AnyConnection {
     }
 }
 
+static COMMITTED_WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many write transactions this process has committed (any database). An answer read
+/// when this was `n` is still what the database says while it is `n`, as far as this
+/// process's writes go: `service::recent` reuses answers on that condition.
+pub fn committed_writes() -> u64 {
+    COMMITTED_WRITES.load(std::sync::atomic::Ordering::Acquire)
+}
+
 /// Runs `f` in a transaction that may write. On SQLite it is `BEGIN IMMEDIATE`: the write
 /// lock is taken up front, so two writers queue on `busy_timeout` instead of one failing
 /// with SQLITE_BUSY when it tries to upgrade a read lock.
@@ -139,6 +148,7 @@ where
     match f(conn) {
         Ok(value) => {
             <AnyConnection as TransactionManager<AnyConnection>>::commit_transaction(conn)?;
+            COMMITTED_WRITES.fetch_add(1, std::sync::atomic::Ordering::Release);
             Ok(value)
         }
         Err(err) => {

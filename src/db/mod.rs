@@ -7,6 +7,7 @@
 //! changed, i.e. on every execution; that was half of the CPU of a status poll.
 
 pub mod artifact;
+pub mod assignment;
 pub mod channel;
 pub mod conn;
 pub mod counter;
@@ -34,7 +35,7 @@ use anyhow::Context;
 use diesel::connection::SimpleConnection;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
-pub use conn::{AnyConnection, Backend, Target, write_transaction, write_transaction_retrying};
+pub use conn::{AnyConnection, Backend, Target, committed_writes, write_transaction, write_transaction_retrying};
 
 use crate::error::{Error, Result, SpaceLatch};
 

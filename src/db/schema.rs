@@ -243,6 +243,25 @@ diesel::table! {
 }
 
 diesel::table! {
+    assignments (id) {
+        id -> Text,
+        firmware_id -> Text,
+        product_id -> Text,
+        creator_id -> Text,
+        plan -> Text,
+        devices -> Text,
+        total -> Integer,
+        done -> Integer,
+        assigned -> Integer,
+        skipped -> Text,
+        state -> Text,
+        error -> Nullable<Text>,
+        created_at -> Timestamp,
+        finished_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
     server_secrets (name) {
         name -> Text,
         value -> Text,
@@ -324,6 +343,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     user_passwords,
     web_sessions,
     sign_in_failures,
+    assignments,
 );
 
 diesel::table! {

@@ -119,7 +119,7 @@ pub async fn respond(
         let nothing = futures_util::stream::empty::<std::result::Result<bytes::Bytes, actix_web::Error>>();
         return Ok((response.no_chunking(length).streaming(nothing), None));
     }
-    let body = storage.read(&d.key, window).await?;
+    let body = storage.download(&d.key, window).await?;
     crate::metrics::get().download(door, length);
     let body = body.map(|chunk| chunk.map_err(actix_web::error::ErrorInternalServerError));
     Ok((response.no_chunking(length).streaming(body), Some(served)))

@@ -10,7 +10,7 @@ use crate::metrics::ResultLabels;
 
 use crate::service::Hub;
 use crate::service::jobs::{self, Task};
-use crate::service::{outbox, pipeline as session_pipeline};
+use crate::service::{assignments, outbox, pipeline as session_pipeline};
 
 pub async fn run(hub: Hub, worker: String) {
     let poll = Duration::from_millis(hub.settings.poll_interval_ms);
@@ -55,6 +55,14 @@ async fn dispatch(hub: &Hub, task: Task) {
             }
             .instrument(span)
             .await;
+        }
+        Task::Assign(task) => {
+            tokio::select! {
+                () = assignments::run(hub, &task) => {}
+                () = jobs::keep_lease(hub, &task.lease) => {
+                    tracing::warn!(job = %task.lease.job_id, "lost an assignment's lease; another worker has it");
+                }
+            }
         }
     }
 }

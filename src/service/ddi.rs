@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::action::{self, ArtifactInfo, AutoConfirm, DeploymentInfo, Offer, Report, Target};
+use super::recent::Stamp;
 use super::session::engine::Limits;
 use crate::db::{self, AnyConnection, write_transaction_retrying};
 use crate::domain::attributes;
@@ -430,19 +431,45 @@ pub async fn artifacts(hub: &Hub, at: Address, auth: DdiAuth, module: String) ->
 
 /// The bytes of an artifact: the stored deliverable, or a small file attached to it (a
 /// signature, a manifest) kept in the session's payload.
+#[derive(Debug, Clone)]
 pub enum ArtifactBody {
     Stored(Blob),
     Attached(String),
 }
 
 /// What to serve for an artifact download, and the session to note a full download on.
+#[derive(Debug, Clone)]
 pub struct ArtifactDownload {
     pub body: ArtifactBody,
     pub artifact: ArtifactInfo,
     pub session_id: String,
 }
 
+/// The answer is remembered for a moment (`service::recent`): a device fetching the
+/// artifact in ranges asks again for every range.
 pub async fn artifact(hub: &Hub, at: Address, auth: DdiAuth, module: String, file: String) -> Result<ArtifactDownload> {
+    let credential = match &auth {
+        DdiAuth::Target(token) => format!("TargetToken {token}"),
+        DdiAuth::Gateway(token) => format!("GatewayToken {token}"),
+        DdiAuth::None => return check_artifact(hub, at, auth, module, file).await,
+    };
+    let key = format!("{}/{}/{module}/{file} {credential}", at.tenant, at.controller_id);
+    if let Some(found) = hub.recent_artifacts.get(&key) {
+        return Ok(found);
+    }
+    let stamp = Stamp::now();
+    let found = check_artifact(hub, at, auth, module, file).await?;
+    hub.recent_artifacts.put(key, found.clone(), stamp);
+    Ok(found)
+}
+
+async fn check_artifact(
+    hub: &Hub,
+    at: Address,
+    auth: DdiAuth,
+    module: String,
+    file: String,
+) -> Result<ArtifactDownload> {
     as_device(hub, at, auth, Access::Read, move |conn, target| {
         let s = action::module_session(conn, &target, &module)?;
         let artifact = action::artifacts_of(&s)?

@@ -6,13 +6,15 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 use url::Url;
 
+use super::ddi::ArtifactDownload;
 use super::links::LinkSigner;
 use super::outbox::Couriers;
 use super::readiness::BrokerLink;
+use super::recent::Recent;
 use super::sealing::Sealer;
 use crate::db::Db;
 use crate::settings::Settings;
-use crate::storage::Storage;
+use crate::storage::{Blob, Storage};
 
 #[derive(Clone)]
 pub struct Hub {
@@ -32,6 +34,11 @@ pub struct Hub {
     pub broker: BrokerLink,
     /// Seals secrets the database keeps (`service::sealing`).
     pub sealer: Arc<Sealer>,
+    /// Download links checked a moment ago (a device's ranges ask again and again): the
+    /// object, and when the link expires (Unix seconds).
+    pub recent_downloads: Arc<Recent<((Blob, String), i64)>>,
+    /// hawkBit artifact downloads checked a moment ago, by device, file and credential.
+    pub recent_artifacts: Arc<Recent<ArtifactDownload>>,
 }
 
 impl Hub {

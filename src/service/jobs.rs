@@ -10,6 +10,7 @@ use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::assignments;
 use super::outbox::{self, Notice};
 use super::pipeline;
 use super::session::engine::Limits;
@@ -28,6 +29,8 @@ pub enum Job {
     Pipeline { session: String },
     /// Tell a door about a session (the outbox).
     Deliver(Notice),
+    /// Carry out a large assignment, a chunk of devices per transaction.
+    Assign { assignment: String },
 }
 
 impl Job {
@@ -37,6 +40,7 @@ impl Job {
         match self {
             Job::Pipeline { .. } => Job::PIPELINE,
             Job::Deliver(_) => "deliver",
+            Job::Assign { .. } => "assign",
         }
     }
 
@@ -44,6 +48,7 @@ impl Job {
         match self {
             Job::Pipeline { session } => Some(session),
             Job::Deliver(notice) => notice.session.as_deref(),
+            Job::Assign { .. } => None,
         }
     }
 
@@ -107,6 +112,7 @@ pub struct Lease {
 pub enum Task {
     Pipeline(Box<pipeline::Task>),
     Deliver(outbox::Delivery),
+    Assign(assignments::Task),
 }
 
 fn lease_length(hub: &Hub) -> chrono::Duration {
@@ -161,6 +167,7 @@ fn claim_one(conn: &mut AnyConnection, limits: &Limits, worker: &str, lease: chr
             pipeline::begin(conn, limits, &held, &session, now)?.map(|t| Task::Pipeline(Box::new(t)))
         }
         Job::Deliver(notice) => Some(Task::Deliver(outbox::Delivery { lease: held.clone(), notice })),
+        Job::Assign { assignment } => Some(Task::Assign(assignments::Task { lease: held.clone(), assignment })),
     };
     match task {
         Some(task) => Ok(Claim::Task(Box::new(task))),

@@ -19,6 +19,7 @@ pub mod overview;
 pub mod people;
 pub mod pipeline;
 pub mod readiness;
+pub mod recent;
 pub mod scrub;
 pub mod sealing;
 pub mod session;

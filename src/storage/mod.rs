@@ -23,6 +23,8 @@ mod redirect;
 mod s3;
 
 pub use redirect::Redirect;
+mod blocks;
+pub use blocks::DEFAULT_BUDGET as DEFAULT_DOWNLOAD_MAP_BUDGET;
 
 /// Object keys. Firmware images get a fresh key per upload, so a reader of the previous
 /// image is never cut off by a replacement.
@@ -62,6 +64,8 @@ pub struct Storage {
     s3: Option<Arc<s3::S3>>,
     /// Where downloads are sent instead of being streamed (`redirect.rs`).
     redirect: Redirect,
+    /// A local store's downloads: shared, capped maps of open files (`blocks`).
+    downloads: Option<Arc<blocks::Blocks>>,
 }
 
 /// Streams `range` of a local file in 1 MiB blocks, each a read-only memory map of the
@@ -204,7 +208,8 @@ impl Storage {
     }
 
     fn new(store: Arc<dyn ObjectStore>, description: String, local_root: Option<PathBuf>) -> Storage {
-        Storage { store, description, full: Arc::default(), local_root, s3: None, redirect: Redirect::Off }
+        let downloads = local_root.clone().map(|root| Arc::new(blocks::Blocks::new(root, blocks::DEFAULT_BUDGET)));
+        Storage { store, description, full: Arc::default(), local_root, s3: None, redirect: Redirect::Off, downloads }
     }
 
     /// Our error for a failed store operation; one that found no space is remembered.
@@ -235,6 +240,9 @@ impl Storage {
     }
 
     pub async fn delete(&self, key: &str) -> Result<()> {
+        if let Some(downloads) = &self.downloads {
+            downloads.forget(key);
+        }
         match self.store.delete(&ObjectPath::from(key)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e.into()),
@@ -260,6 +268,30 @@ impl Storage {
             GetResultPayload::File(file, _) => read_file_blocks(file, range),
             GetResultPayload::Stream(stream) => stream.map_err(std::io::Error::other).boxed(),
         })
+    }
+
+    /// Streams bytes `range` of an object to a device. A local store serves it from shared,
+    /// capped maps of files it keeps open (`storage::blocks`); other stores as [`Storage::read`].
+    pub async fn download(&self, key: &str, range: Range<u64>) -> Result<BoxStream<'static, std::io::Result<Bytes>>> {
+        match &self.downloads {
+            Some(downloads) if blocks::Blocks::serves(key) => downloads.read(key, range).await.map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    Error::NotFound(format!("object {key} not found"))
+                } else {
+                    Error::internal(format!("reading {key}: {e}"))
+                }
+            }),
+            _ => self.read(key, range).await,
+        }
+    }
+
+    /// Caps the bytes all downloads from a local store keep mapped at once (past it blocks
+    /// are read into small buffers instead), and how much is handed to the HTTP layer at once.
+    pub fn tune_downloads(&self, map_budget: usize, chunk: usize) {
+        if let Some(downloads) = &self.downloads {
+            downloads.set_budget(map_budget);
+            downloads.set_chunk(chunk);
+        }
     }
 
     /// Reads a whole object and answers its size and SHA-256 (hex), reading at most

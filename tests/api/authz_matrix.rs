@@ -175,6 +175,7 @@ const RULES: &[(&str, &str, Rule)] = {
         ("HEAD", "/api/v1/firmware/{id}/image", InProduct(Read)),
         ("POST", "/api/v1/firmware/{id}/release", InProduct(Write)),
         ("POST", "/api/v1/firmware/{id}/assign", InProduct(Write)),
+        ("GET", "/api/v1/assignments/{id}", InProduct(Read)),
         // devices
         ("GET", "/api/v1/devices", AnyUser),
         ("POST", "/api/v1/devices", CreateIn(Write)),
@@ -440,6 +441,8 @@ struct Product {
     ready: String,
     created: String,
     assigned: String,
+    /// An assignment that ran as a job (two devices, past the test's `assign_sync_max`).
+    assignment: String,
     /// A viewer grant of the bystander here.
     grant: String,
 }
@@ -519,6 +522,14 @@ async fn world(app: &TestApp) -> World {
             .await;
         let assigned = r.expect(201).body["sessions"][0]["id"].as_str().unwrap().to_owned();
         app.wait_for_state(&assigned, &["created"]).await;
+        let pair = [device(format!("{tid}-job-1")).await, device(format!("{tid}-job-2")).await];
+        let r = app
+            .post(
+                &format!("/api/v1/firmware/{released}/assign"),
+                json!({"devices": pair, "delivery_procedure": "dp-handle"}),
+            )
+            .await;
+        let assignment = r.expect(202).id();
         let grant = app.post("/api/v1/grants", json!({"user": BYSTANDER, "product": tid, "role": "viewer"})).await;
         sides.push(Product {
             id,
@@ -534,6 +545,7 @@ async fn world(app: &TestApp) -> World {
             ready,
             created,
             assigned,
+            assignment,
             grant: grant.expect(201).id(),
         });
     }
@@ -645,6 +657,7 @@ async fn request(app: &TestApp, w: &World, call: Call<'_>) -> (String, Body) {
             let key = app.post("/api/v1/signing-keys", json!({"name": format!("matrix-{n}")})).await.expect(201);
             key.body["key_id"].as_str().unwrap_or_default().to_owned()
         }
+        ("assignments", _) => p.assignment.clone(),
         ("users", r) if r.contains("/tokens") => {
             if side == Side::Own {
                 me.clone()
@@ -741,7 +754,8 @@ async fn send(app: &TestApp, method: Method, path: &str, authorization: Option<&
 }
 
 async fn every_route_every_role_every_product(backend: Backend) {
-    let app = TestApp::spawn(backend).await;
+    // two devices make an assignment job (`World::assignment`); one is assigned at once
+    let app = TestApp::spawn_with(backend, |s| s.assign_sync_max = 1).await;
     let routes = devicehub::http::routes();
     let mut failures = Vec::new();
 

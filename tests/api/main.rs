@@ -5,6 +5,7 @@
 
 mod helpers;
 
+mod assignments;
 mod authz;
 mod authz_matrix;
 mod browser;
@@ -12,6 +13,7 @@ mod catalog;
 mod ddi;
 mod devices;
 mod dmf;
+mod download_memory;
 mod downloads;
 mod field_differences;
 mod firmware;

@@ -9,7 +9,7 @@ use crate::http::pagination;
 use crate::http::routes::{Handler, Route};
 use crate::service::Actor;
 use crate::service::Hub;
-use crate::service::assignments::AssignRequest;
+use crate::service::assignments::{self, AssignRequest, Assigned};
 use crate::service::firmware::{self as svc, FirmwareQuery, FirmwareUpdate, NewFirmware, UploadOptions};
 
 type HubData = web::Data<Hub>;
@@ -29,6 +29,7 @@ pub(super) fn routes() -> Vec<Route> {
         r(Method::HEAD, "/{id}/image", |r| r.to(download_image)),
         r(Method::POST, "/{id}/release", |r| r.to(release)),
         r(Method::POST, "/{id}/assign", |r| r.to(assign)),
+        Route::new("assignments", "/assignments", Method::GET, "/{id}", |r| r.to(assignment)),
     ]
 }
 
@@ -78,9 +79,20 @@ async fn download_image(hub: HubData, a: Actor, id: Id, req: HttpRequest) -> Res
 
 /// Push a released firmware to devices (by id/identity, channel or attributes): one
 /// session each, started at once; hawkBit devices see it as an action.
+/// Up to `assign_sync_max` devices: `201` with the sessions. More: `202` with the
+/// assignment job, whose progress is at its `Location`.
 async fn assign(hub: HubData, a: Actor, id: Id, body: Json<AssignRequest>) -> Result<HttpResponse> {
-    Ok(HttpResponse::Created()
-        .json(crate::service::assignments::assign(&hub, &a, id.into_inner(), body.into_inner()).await?))
+    Ok(match assignments::assign(&hub, &a, id.into_inner(), body.into_inner()).await? {
+        Assigned::Done(result) => HttpResponse::Created().json(result),
+        Assigned::Started(job) => HttpResponse::Accepted()
+            .insert_header((header::LOCATION, format!("/api/v1/assignments/{}", job.id)))
+            .json(job),
+    })
+}
+
+/// An assignment job's progress.
+async fn assignment(hub: HubData, a: Actor, id: Id) -> Result<HttpResponse> {
+    Ok(HttpResponse::Ok().json(assignments::progress(&hub, &a, id.into_inner()).await?))
 }
 
 /// draft → released. Idempotent.

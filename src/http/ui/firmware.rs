@@ -261,7 +261,9 @@ async fn assign(hub: HubData, p: Posted, id: Id) -> Page {
     let id = id.into_inner();
     let result = async { assignments::assign(&hub, &p.signed.actor, id.clone(), assign_request(&p.form)?).await }.await;
     match result {
-        Ok(_) => Ok(see_other(&format!("/ui/firmware/{id}?notice=assigned#progress"))),
+        Ok(assignments::Assigned::Done(_)) => Ok(see_other(&format!("/ui/firmware/{id}?notice=assigned#progress"))),
+        // a large assignment runs as a job: its sessions appear as it goes
+        Ok(assignments::Assigned::Started(_)) => Ok(see_other(&format!("/ui/firmware/{id}?notice=assigning#progress"))),
         Err(e) => firmware_page(&hub, &p.me(), id, Echo::failed(&e, p.form)).await.or_problem(e, &p.signed),
     }
 }

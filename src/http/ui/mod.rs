@@ -248,6 +248,7 @@ impl NoticeQuery {
             Some("deleted") => Some("Deleted."),
             Some("released") => Some("Released: devices can get it now."),
             Some("assigned") => Some("Assigned: the sessions below are on their way."),
+            Some("assigning") => Some("Assigning, a few devices at a time: the sessions appear below as it goes."),
             Some("canceled") => Some("Canceled (a device already working on it is asked to cancel)."),
             Some("revoked") => Some("Revoked: it stops working at once."),
             Some("password") => Some("The password is set."),

@@ -19,6 +19,8 @@ use crate::error::{Error, Result};
 use crate::service::Hub;
 use crate::service::auth::Credentials;
 use crate::service::catalog::{self, named};
+use crate::service::links::Claims;
+use crate::service::recent::Stamp;
 use crate::service::{Actor, ListParams, Listing, resolve, scrub, twin};
 use crate::storage::Blob;
 use crate::time;
@@ -217,11 +219,30 @@ pub enum DownloadAuth {
 }
 
 /// The deliverable of a live session, if the caller may have it.
+/// A link's answer is remembered for a moment (`service::recent`): a device fetching the
+/// image in ranges asks again for every range. Answers the deliverable and its session's id.
 pub async fn deliverable(hub: &Hub, auth: DownloadAuth, id: String) -> Result<(Blob, String)> {
-    let claims = match &auth {
-        DownloadAuth::Link(token) => Some(hub.links.verify(token)?),
-        DownloadAuth::Token(_) => None,
-    };
+    let DownloadAuth::Link(token) = &auth else { return check_deliverable(hub, auth, None, id).await };
+    let key = format!("{id} {token}");
+    if let Some((found, until)) = hub.recent_downloads.get(&key)
+        && chrono::Utc::now().timestamp() < until
+    {
+        return Ok(found);
+    }
+    let stamp = Stamp::now();
+    let claims = hub.links.verify(token)?;
+    let until = claims.exp;
+    let found = check_deliverable(hub, auth, Some(claims), id).await?;
+    hub.recent_downloads.put(key, (found.clone(), until), stamp);
+    Ok(found)
+}
+
+async fn check_deliverable(
+    hub: &Hub,
+    auth: DownloadAuth,
+    claims: Option<Claims>,
+    id: String,
+) -> Result<(Blob, String)> {
     hub.db
         .run(move |conn| {
             let actor = match &auth {
