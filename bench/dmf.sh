@@ -19,7 +19,8 @@ PIKA_VENV=${PIKA_VENV:-/tmp/pika-venv}
 TOKEN=dh_bench_token_0123456789abcdefghijklmnopq
 WORK=$(mktemp -d /tmp/devicehub-dmf-bench.XXXXXX)
 VHOST="dh-bench-$$"
-BIN="$ROOT/target/release/devicehub"
+# BIN=target/debug/devicehub uses a debug build (dependencies optimised, devicehub not) as is
+BIN=${BIN:-"$ROOT/target/release/devicehub"}
 
 cleanup() {
     [ -n "${DH_PID:-}" ] && kill "$DH_PID" 2>/dev/null || true
@@ -29,8 +30,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "== building (release)" >&2
-(cd "$ROOT" && cargo build --release --locked --quiet)
+if [[ "$BIN" == "$ROOT/target/release/devicehub" ]]; then
+    echo "== building (release)" >&2
+    (cd "$ROOT" && cargo build --release --locked --quiet)
+fi
 if [ ! -x "$PIKA_VENV/bin/python" ] || ! "$PIKA_VENV/bin/python" -c 'import pika' 2>/dev/null; then
     python3 -m venv "$PIKA_VENV" && "$PIKA_VENV/bin/pip" install --quiet pika
 fi
@@ -58,4 +61,4 @@ RESULT=$("$PIKA_VENV/bin/python" "$ROOT/bench/dmf_gateway.py" --url "http://127.
 RSS=$(awk '/VmHWM/ {print int($2 / 1024)}' "/proc/$DH_PID/status")
 echo "$RESULT" >&2
 field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$RESULT" "$1"; }
-echo "| $(date -u +%Y-%m-%d) | $(git -C "$ROOT" rev-parse --short HEAD) | $BACKEND | $THINGS | $(field register_s) s | $(field assignment_to_last_download_and_install_s) s | $(field statuses) in $(field applied_s) s | **$(field statuses_per_s)/s** | ${RSS} MiB |"
+echo "| $(date -u +%Y-%m-%d) | $(git -C "$ROOT" rev-parse --short HEAD) $(basename "$(dirname "$BIN")") | $BACKEND | $THINGS | $(field register_s) s | $(field assignment_to_last_download_and_install_s) s | $(field statuses) in $(field applied_s) s | **$(field statuses_per_s)/s** | ${RSS} MiB |"

@@ -23,8 +23,9 @@ def main():
     p.add_argument("--amqp", required=True)
     p.add_argument("--things", type=int, default=10000)
     a = p.parse_args()
-    conn = client(a.url)()
-    call = lambda *x, **k: api(conn, a.token, *x, **k)  # noqa: E731
+    connect = client(a.url)
+    # a fresh HTTP connection per call: the long waits outlast the server's keep-alive
+    call = lambda *x, **k: api(connect(), a.token, *x, **k)  # noqa: E731
     call("POST", "/api/v1/products", {"tid": "P1", "name": "bench"})
     call("POST", "/api/v1/models", {"tid": "CAFEBABE", "name": "m", "product": "P1"})
     call("POST", "/api/v1/delivery-methods", {"tid": "DEADBEEF", "name": "http"})
@@ -50,7 +51,7 @@ def main():
     t = time.monotonic()
     for thing in things:
         send({"type": "THING_CREATED", "tenant": "P1", "thingId": thing}, {"type": "CAFEBABE"})
-    while call("GET", "/api/v1/devices?product=P1&limit=1")["total"] < a.things:
+    while call("GET", "/api/v1/devices?product=P1&limit=1")["count"] < a.things:
         time.sleep(0.2)
     registered = time.monotonic() - t
 

@@ -87,6 +87,9 @@ pub fn on_transition(conn: &mut AnyConnection, s: &Session, to: State, at: Naive
     if to != State::Created && !to.is_finished() {
         return Ok(());
     }
+    if to.is_finished() && db::session::open_assignments(conn, device_id)?.is_empty() {
+        return Ok(()); // nothing comes next
+    }
     let Some(device) = db::device::find(conn, device_id)? else { return Ok(()) };
     let session = (to == State::Created).then_some(s.id.as_str());
     notify(conn, &device, session, ACTION, at)
@@ -256,6 +259,9 @@ fn thing_created(
     if let Some(update) = &create.attribute_update {
         let t = Target { product: product.clone(), device: device.clone() };
         action::update_attributes(conn, &t, update.mode, &update.attributes)?;
+    }
+    if db::session::open_assignments(conn, &device.id)?.is_empty() {
+        return Ok(()); // no open action to tell it about
     }
     notify(conn, &device, None, ACTION, now)
 }

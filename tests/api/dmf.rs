@@ -309,6 +309,18 @@ async fn fleet(app: &TestApp) -> (String, Vec<u8>) {
     (fw, image)
 }
 
+/// A vhost, a server on it with the seed catalog and a released firmware, and a gateway that
+/// registered `thing` (`THING_CREATED` with `created`; a PING answered after it).
+async fn setup(backend: Backend, thing: &str, created: Value) -> (Vhost, TestApp, String, Gateway) {
+    let vhost = Vhost::create();
+    let app = server(backend, &vhost).await;
+    let (fw, _) = fleet(&app).await;
+    let mut gw = Gateway::connect(&vhost.url, "gw.replies").await;
+    gw.thing_created(thing, created).await;
+    ping(&mut gw, "registered").await;
+    (vhost, app, fw, gw)
+}
+
 /// The device `thing` as the admin API shows it.
 async fn device(app: &TestApp, thing: &str) -> Value {
     let listed = app.get(&format!("/api/v1/devices?device_id={thing}")).await.expect(200);
@@ -423,12 +435,7 @@ async fn a_thing_registers_installs_and_reports(backend: Backend) {
 }
 
 async fn errors_attributes_and_ping(backend: Backend) {
-    let vhost = Vhost::create();
-    let app = server(backend, &vhost).await;
-    let (fw, _) = fleet(&app).await;
-    let mut gw = Gateway::connect(&vhost.url, "gw.replies").await;
-    gw.thing_created("thing-2", json!({})).await;
-    ping(&mut gw, "ping-0").await; // the THING_CREATED before it has been applied
+    let (_vhost, app, fw, mut gw) = setup(backend, "thing-2", json!({})).await;
 
     // the three attribute modes, as DDI configData
     let attrs = |mode: &str, a: Value| json!({"attributes": a, "mode": mode}).to_string();
@@ -469,12 +476,7 @@ async fn errors_attributes_and_ping(backend: Backend) {
 }
 
 async fn cancel_both_ways_and_download_only(backend: Backend) {
-    let vhost = Vhost::create();
-    let app = server(backend, &vhost).await;
-    let (fw, _) = fleet(&app).await;
-    let mut gw = Gateway::connect(&vhost.url, "gw.replies").await;
-    gw.thing_created("thing-3", json!({"type": "CAFEBABE"})).await;
-    ping(&mut gw, "p-0").await;
+    let (_vhost, app, fw, mut gw) = setup(backend, "thing-3", json!({"type": "CAFEBABE"})).await;
 
     // the admin cancels; the thing confirms with CANCELED
     let (s1, a1) = assign(&app, &fw, json!({"devices": ["thing-3"]})).await;
@@ -530,12 +532,7 @@ async fn cancel_both_ways_and_download_only(backend: Backend) {
 type Headers = Vec<(&'static str, &'static str)>;
 
 async fn malformed_messages_go_to_the_dead_letter_queue(backend: Backend) {
-    let vhost = Vhost::create();
-    let app = server(backend, &vhost).await;
-    let (_fw, _) = fleet(&app).await;
-    let mut gw = Gateway::connect(&vhost.url, "gw.replies").await;
-    gw.thing_created("thing-4", json!({})).await;
-    ping(&mut gw, "p-0").await;
+    let (_vhost, _app, _fw, mut gw) = setup(backend, "thing-4", json!({})).await;
     let status = |id: i64| json!({"actionId": id, "actionStatus": "RUNNING"}).to_string();
     let cases: Vec<(&str, Headers, String)> = vec![
         ("no type header", vec![("tenant", "P1"), ("thingId", "thing-4")], "{}".into()),
@@ -705,13 +702,8 @@ async fn nothing_is_lost_or_applied_twice_when_the_broker_drops_connections(back
 }
 
 async fn consent_over_dmf_and_a_reply_exchange_that_does_not_exist(backend: Backend) {
-    let vhost = Vhost::create();
-    let app = server(backend, &vhost).await;
-    let (fw, _) = fleet(&app).await;
+    let (vhost, app, fw, mut gw) = setup(backend, "thing-7", json!({"type": "CAFEBABE"})).await;
     app.patch("/api/v1/products/P1", json!({"ddi": {"confirmation_required": true}})).await.expect(200);
-    let mut gw = Gateway::connect(&vhost.url, "gw.replies").await;
-    gw.thing_created("thing-7", json!({"type": "CAFEBABE"})).await;
-    ping(&mut gw, "p-0").await;
 
     // consent first: CONFIRM, then CONFIRMED turns it into DOWNLOAD_AND_INSTALL
     let (s1, a1) = assign(&app, &fw, json!({"devices": ["thing-7"]})).await;
