@@ -58,6 +58,15 @@ fn image_pair(len: usize) -> (Vec<u8>, Vec<u8>) {
     (old, new)
 }
 
+/// The seed catalog with releases 1.0.0 and 1.1.0 of [`image_pair`]; their images.
+async fn two_releases(app: &TestApp, len: usize) -> (Vec<u8>, Vec<u8>) {
+    app.seed_catalog().await;
+    let (old, new) = image_pair(len);
+    app.firmware("1.0.0", old.clone(), true).await;
+    app.firmware("1.1.0", new.clone(), true).await;
+    (old, new)
+}
+
 fn unzstd(bytes: &[u8], prefix: Option<&[u8]>) -> Vec<u8> {
     let mut out = Vec::new();
     let mut decoder = match prefix {
@@ -126,10 +135,7 @@ async fn compress_with_zstd_and_gzip_round_trips(backend: Backend) {
 
 async fn a_delta_from_the_current_version_rebuilds_the_target(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    app.seed_catalog().await;
-    let (old, new) = image_pair(1_000_000);
-    app.firmware("1.0.0", old.clone(), true).await;
-    app.firmware("1.1.0", new.clone(), true).await;
+    let (old, new) = two_releases(&app, 1_000_000).await;
     procedure(&app, json!([{"type": "delta"}])).await;
 
     let s = deliverable_for(&app, "dev-a", Some("1.0.0")).await;
@@ -192,10 +198,7 @@ fn decrypt(bytes: &[u8], identity_file: &str) -> Vec<u8> {
 
 async fn per_device_encryption_shares_the_delta_and_needs_the_devices_key(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    app.seed_catalog().await;
-    let (old, new) = image_pair(500_000);
-    app.firmware("1.0.0", old.clone(), true).await;
-    app.firmware("1.1.0", new.clone(), true).await;
+    let (old, new) = two_releases(&app, 500_000).await;
     procedure(&app, json!([{"type": "delta"}, {"type": "encrypt"}])).await;
 
     // devices get their public keys through the admin API; a bad one is refused
@@ -256,10 +259,7 @@ async fn identical_sessions_started_at_once_run_the_steps_once(backend: Backend)
     let second_handle = second.handle();
     tokio::spawn(second.run_until_stopped());
 
-    app.seed_catalog().await;
-    let (old, new) = image_pair(3_000_000);
-    app.firmware("1.0.0", old, true).await;
-    app.firmware("1.1.0", new.clone(), true).await;
+    let (_, new) = two_releases(&app, 3_000_000).await;
     procedure(&app, json!([{"type": "delta"}, {"type": "compress", "level": 1}])).await;
     let mut ids = Vec::new();
     for i in 0..SESSIONS {
@@ -446,10 +446,7 @@ async fn every_step_and_the_full_chain_verify_back_to_the_target(backend: Backen
 
 async fn tampering_and_wrong_keys_each_fail_with_their_own_message(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    app.seed_catalog().await;
-    let (old, new) = image_pair(300_000);
-    app.firmware("1.0.0", old.clone(), true).await;
-    app.firmware("1.1.0", new.clone(), true).await;
+    let (old, new) = two_releases(&app, 300_000).await;
     let (key, public) = signing_key(&app, "release").await;
     let (_, other_public) = signing_key(&app, "other").await;
     let (identity, recipient) = age_identity();
@@ -564,10 +561,7 @@ fn stock(program: &str, args: &[&std::ffi::OsStr]) -> (bool, String) {
 #[cfg_attr(not(devicehub_tool_tests), ignore = "minisign or zstd is not installed: stock-tool checks skipped")]
 async fn stock_minisign_accepts_the_signature_and_stock_zstd_applies_the_delta() {
     let app = TestApp::spawn(Backend::Sqlite).await;
-    app.seed_catalog().await;
-    let (old, new) = image_pair(2_000_000);
-    app.firmware("1.0.0", old.clone(), true).await;
-    app.firmware("1.1.0", new.clone(), true).await;
+    let (old, new) = two_releases(&app, 2_000_000).await;
     let (key, public) = signing_key(&app, "release").await;
     procedure(&app, json!([{"type": "delta"}, {"type": "sign", "key": key}])).await;
     let s = deliverable_for(&app, "dev-stock", Some("1.0.0")).await;
