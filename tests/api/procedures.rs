@@ -608,3 +608,40 @@ async fn stock_minisign_accepts_the_signature_and_stock_zstd_applies_the_delta()
     assert!(ok, "zstd --patch-from: {said}");
     assert!(std::fs::read(&out).unwrap() == new, "zstd rebuilt the exact target");
 }
+
+/// A measurement for docs/benchmarks.md, not a check: how long until the last of
+/// `BENCH_SESSIONS` (default 1000) identical sessions, started at once, is `created`.
+/// `cargo test --release --test api thousand_identical -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: run it with --ignored --nocapture"]
+async fn thousand_identical_requests_until_the_last_is_created() {
+    let sessions: usize = std::env::var("BENCH_SESSIONS").ok().and_then(|n| n.parse().ok()).unwrap_or(1000);
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| s.queue_limit = 100_000).await;
+    let (_, new) = two_releases(&app, 16 << 20).await;
+    procedure(&app, json!([{"type": "delta"}, {"type": "compress"}])).await;
+    let mut ids = Vec::new();
+    for i in 0..sessions {
+        let mut body = seed_request("1.0.0");
+        body["device_id"] = json!(format!("bench-{i}"));
+        ids.push(app.request_update(body).await.expect(201).id());
+    }
+    let started = std::time::Instant::now();
+    for s in futures_util::future::join_all(ids.iter().map(|id| app.start_session(id))).await {
+        s.expect(200);
+    }
+    let all_started = started.elapsed();
+    loop {
+        let created = app.get("/api/v1/firmware-update/?state=created&limit=1").await.body["count"].as_u64().unwrap();
+        if created as usize == sessions {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let target = sha256_hex(&new);
+    println!(
+        "{sessions} sessions: all started after {:.2} s, the last created after {:.2} s; delta ran {} time(s)",
+        all_started.as_secs_f64(),
+        started.elapsed().as_secs_f64(),
+        devicehub::pipeline::step_runs(&target, "delta")
+    );
+}
