@@ -19,6 +19,7 @@ crate::on_both_backends!(
     without_a_usable_base_the_full_image_is_delivered_and_the_payload_says_why,
     per_device_encryption_shares_the_delta_and_needs_the_devices_key,
     identical_sessions_started_at_once_run_the_steps_once,
+    outputs_no_live_session_uses_are_removed_after_the_grace_period,
     signing_keys_are_made_or_imported_by_admins_and_never_shown,
     every_step_and_the_full_chain_verify_back_to_the_target,
     tampering_and_wrong_keys_each_fail_with_their_own_message,
@@ -283,6 +284,29 @@ async fn identical_sessions_started_at_once_run_the_steps_once(backend: Backend)
     assert_eq!(devicehub::pipeline::step_runs(&target, "delta"), 1, "the delta was made once");
     assert_eq!(devicehub::pipeline::step_runs(&target, "compress"), 1, "and compressed once");
     second_handle.stop(true).await;
+}
+
+/// The shared delta is referenced by no session (each device has its own encryption of it):
+/// once past the grace period the sweep removes it, and keeps every live deliverable.
+async fn outputs_no_live_session_uses_are_removed_after_the_grace_period(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |s| s.orphan_grace_secs = 0).await;
+    let (old, new) = two_releases(&app, 200_000).await;
+    procedure(&app, json!([{"type": "delta"}, {"type": "encrypt"}])).await;
+    let (identity, recipient) = age_identity();
+    let device = json!({"device_id": "dev-gc", "model": "CAFEBABE", "channel": "BAADFOOD", "age_recipient": recipient});
+    app.post("/api/v1/devices", device).await.expect(201);
+    let s = deliverable_for(&app, "dev-gc", Some("1.0.0")).await;
+    let artifacts = app.env.objects_dir().join("artifacts");
+    assert_eq!(files_under(&artifacts).len(), 2, "the delta and its encryption");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let swept = devicehub::service::orphans::sweep(&app.hub).await.unwrap();
+    assert_eq!(swept.outputs, 1, "{swept:?}");
+    assert_eq!(files_under(&artifacts).len(), 1, "the live deliverable stays");
+    let patch = decrypt(&download(&app, &s).await, &identity);
+    assert_eq!(unzstd(&patch, Some(&old)), new);
+    // a later session makes the delta again
+    let again = deliverable_for(&app, "dev-gc", Some("1.0.0")).await;
+    assert_eq!(again.body["state"], "created", "{}", again.body);
 }
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
