@@ -4,7 +4,9 @@
 # Every setting of the README works as an environment variable (-e DATABASE_URL=postgres://…).
 
 FROM rust:1.95-slim-bookworm AS builder
-# pq-sys builds libpq from source but links the system OpenSSL.
+# pq-sys builds libpq from source but links the system OpenSSL. Packages are not pinned to
+# versions: bookworm's stay compatible, and a pin breaks the build at the next security update.
+# hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends pkg-config libssl-dev make \
  && rm -rf /var/lib/apt/lists/*
@@ -19,6 +21,7 @@ COPY . .
 RUN touch src/main.rs src/lib.rs && cargo build --release --locked --bin devicehub
 
 FROM debian:bookworm-slim
+# hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates libssl3 \
  && rm -rf /var/lib/apt/lists/* \
@@ -31,7 +34,8 @@ ENV DEVICEHUB_DATA_DIR=/data \
     DEVICEHUB_LOG_FORMAT=json
 VOLUME ["/data"]
 EXPOSE 8080
-USER devicehub
+# numeric, so a host (or Kubernetes' runAsNonRoot) can tell it is not root
+USER 10001:10001
 WORKDIR /data
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s CMD ["devicehub", "healthcheck"]

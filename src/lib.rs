@@ -21,12 +21,14 @@
 //! The `layer_rules` test below checks these rules on the source tree; `cargo test` (and CI)
 //! fails when a door, a job or the pipeline names the database directly.
 
+pub mod amqp;
 pub mod cli;
 pub mod db;
 pub mod domain;
 pub mod error;
 pub mod http;
 pub mod jobs;
+pub mod metrics;
 pub mod pipeline;
 pub mod service;
 pub mod settings;

@@ -23,12 +23,21 @@
 //! | `ui_idle_secs` | `DEVICEHUB_UI_IDLE_SECS` | `1800`: a web UI session ends after this long without a request |
 //! | `ui_session_max_secs` | `DEVICEHUB_UI_SESSION_MAX_SECS` | `43200`: and at the latest this long after signing in |
 //! | `ui_trust_forwarded_for` | `DEVICEHUB_UI_TRUST_FORWARDED_FOR` | `false`: count failed sign-ins per `X-Forwarded-For` address (only behind a proxy that sets it) |
+//! | `amqp_url` | `AMQP_URL` (or `DEVICEHUB_AMQP_URL`) | none: the DMF door (hawkBit's AMQP API) is off |
+//! | `dmf_exchange` | `DEVICEHUB_DMF_EXCHANGE` | `dmf.exchange`: where things publish (fanout to the receiver queue) |
+//! | `dmf_receiver_queue` | `DEVICEHUB_DMF_RECEIVER_QUEUE` | `dmf_receiver` |
+//! | `dmf_dead_letter_exchange` | `DEVICEHUB_DMF_DEAD_LETTER_EXCHANGE` | `dmf.connector.deadletter` |
+//! | `dmf_dead_letter_queue` | `DEVICEHUB_DMF_DEAD_LETTER_QUEUE` | `dmf_connector_deadletter_ttl` (messages kept 21 days) |
+//! | `dmf_reply_exchange` | `DEVICEHUB_DMF_REPLY_EXCHANGE` | `sp.direct.exchange`: replies to things without `reply_to` |
+//! | `dmf_reply_queue` | `DEVICEHUB_DMF_REPLY_QUEUE` | `sp_direct_queue`, bound to the reply exchange |
+//! | `dmf_prefetch` | `DEVICEHUB_DMF_PREFETCH` | `250` unacknowledged messages at most |
 //! | `timeout_<state>` | `DEVICEHUB_TIMEOUT_<STATE>` | per session state, seconds; see `domain::procedure::Timeouts` |
 //! | `orphan_grace_secs` | `DEVICEHUB_ORPHAN_GRACE_SECS` | `86400`: staging files and objects no row refers to are removed once this old |
 //! | `orphan_sweep_interval_secs` | `DEVICEHUB_ORPHAN_SWEEP_INTERVAL_SECS` | `3600`: how often orphans are swept (and once at start-up) |
 //! | `scrub_interval_secs` | `DEVICEHUB_SCRUB_INTERVAL_SECS` | `86400`: every stored object is re-hashed this often in the background (0: never; `devicehub scrub` still works) |
 //! | `sealing_key` | `DEVICEHUB_SEALING_KEY` | none: the key(s) sealing secrets kept in the database, 64 hex digits each, comma-separated, the sealing one first (`service::sealing`) |
 //! | `sealing_key_file` | `DEVICEHUB_SEALING_KEY_FILE` | `<data_dir>/sealing.key`, created on the first start: the same, one key per line |
+//! | `metrics_token` | `DEVICEHUB_METRICS_TOKEN` | none: `/metrics` is open; set, it asks for `Authorization: Bearer <token>` |
 //! | `scrub_bytes_per_sec` | `DEVICEHUB_SCRUB_BYTES_PER_SEC` | `16777216` (16 MiB/s per instance): how fast the scrub reads (0: unlimited) |
 //!
 //! The config file is `--config FILE` / `DEVICEHUB_CONFIG`, else `./devicehub.toml` when it
@@ -114,6 +123,24 @@ pub struct Settings {
     /// Failed sign-ins are counted per client address; behind a reverse proxy that sets
     /// `X-Forwarded-For`, the address is read from there.
     pub ui_trust_forwarded_for: bool,
+    /// When set, `/metrics` answers only `Authorization: Bearer <token>`.
+    pub metrics_token: Option<Secret>,
+    /// The broker of the DMF door; `None`: the door is off.
+    pub amqp_url: Option<Secret>,
+    /// Names and limits of the DMF topology.
+    pub dmf: DmfSettings,
+}
+
+/// The DMF topology's names (hawkBit's defaults) and the consumer's prefetch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DmfSettings {
+    pub exchange: String,
+    pub receiver_queue: String,
+    pub dead_letter_exchange: String,
+    pub dead_letter_queue: String,
+    pub reply_exchange: String,
+    pub reply_queue: String,
+    pub prefetch: u16,
 }
 
 impl fmt::Debug for Settings {
@@ -147,6 +174,9 @@ impl fmt::Debug for Settings {
             .field("ui_idle_secs", &self.ui_idle_secs)
             .field("ui_session_max_secs", &self.ui_session_max_secs)
             .field("ui_trust_forwarded_for", &self.ui_trust_forwarded_for)
+            .field("amqp_url", &self.amqp_url.as_ref().map(|u| redact_url(u.expose())))
+            .field("dmf", &self.dmf)
+            .field("metrics_token", &self.metrics_token)
             .finish()
     }
 }
@@ -200,6 +230,15 @@ struct RawSettings {
     ui_idle_secs: Option<u64>,
     ui_session_max_secs: Option<u64>,
     ui_trust_forwarded_for: Option<bool>,
+    amqp_url: Option<String>,
+    dmf_exchange: Option<String>,
+    dmf_receiver_queue: Option<String>,
+    dmf_dead_letter_exchange: Option<String>,
+    dmf_dead_letter_queue: Option<String>,
+    dmf_reply_exchange: Option<String>,
+    dmf_reply_queue: Option<String>,
+    dmf_prefetch: Option<u16>,
+    metrics_token: Option<String>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -246,7 +285,9 @@ impl Settings {
         builder = builder
             .add_source(config::Environment::with_prefix("DEVICEHUB").prefix_separator("_").source(Some(prefixed)))
             .set_override_option("database_url", env.get("DATABASE_URL").filter(|v| !v.is_empty()).cloned())
-            .context("reading DATABASE_URL")?;
+            .context("reading DATABASE_URL")?
+            .set_override_option("amqp_url", env.get("AMQP_URL").filter(|v| !v.is_empty()).cloned())
+            .context("reading AMQP_URL")?;
         let raw: RawSettings = builder
             .build()
             .context("reading configuration")?
@@ -310,6 +351,17 @@ impl Settings {
             ui_idle_secs: raw.ui_idle_secs.unwrap_or(1800),
             ui_session_max_secs: raw.ui_session_max_secs.unwrap_or(43_200),
             ui_trust_forwarded_for: raw.ui_trust_forwarded_for.unwrap_or(false),
+            amqp_url: raw.amqp_url.filter(|s| !s.is_empty()).map(Secret),
+            dmf: DmfSettings {
+                exchange: name_or(raw.dmf_exchange, "dmf.exchange"),
+                receiver_queue: name_or(raw.dmf_receiver_queue, "dmf_receiver"),
+                dead_letter_exchange: name_or(raw.dmf_dead_letter_exchange, "dmf.connector.deadletter"),
+                dead_letter_queue: name_or(raw.dmf_dead_letter_queue, "dmf_connector_deadletter_ttl"),
+                reply_exchange: name_or(raw.dmf_reply_exchange, "sp.direct.exchange"),
+                reply_queue: name_or(raw.dmf_reply_queue, "sp_direct_queue"),
+                prefetch: raw.dmf_prefetch.unwrap_or(250),
+            },
+            metrics_token: raw.metrics_token.filter(|s| !s.is_empty()).map(Secret),
         };
         settings.validate()?;
         Ok(settings)
@@ -348,6 +400,14 @@ impl Settings {
                  least 1"
             );
         }
+        if self.dmf.prefetch == 0 {
+            bail!("dmf_prefetch must be at least 1");
+        }
+        if let Some(url) = &self.amqp_url
+            && !(url.expose().starts_with("amqp://") || url.expose().starts_with("amqps://"))
+        {
+            bail!("amqp_url must be an amqp:// URL (got {})", redact_url(url.expose()));
+        }
         self.timeouts.check().map_err(|e| anyhow::anyhow!("session timeouts: {e}"))?;
         if let Some(token) = &self.admin_token
             && token.expose().len() < 16
@@ -356,6 +416,11 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// A configured AMQP object name, or hawkBit's default.
+fn name_or(configured: Option<String>, default: &str) -> String {
+    configured.filter(|s| !s.trim().is_empty()).unwrap_or_else(|| default.to_owned())
 }
 
 /// The public base URL, always ending in `/` so that `join` keeps its path.

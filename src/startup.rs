@@ -67,7 +67,8 @@ impl Application {
             None => default_public_url(addr)?,
         };
         let hub = shared_hub(db, storage, settings, public_url).await?;
-        let background = crate::jobs::spawn(&hub, hub.settings.workers);
+        let mut background = crate::jobs::spawn(&hub, hub.settings.workers);
+        crate::amqp::spawn(&hub, &mut background);
 
         let shared = hub.clone();
         let server = HttpServer::new(move || {
@@ -117,6 +118,7 @@ pub async fn shared_hub(db: Db, storage: Storage, settings: Settings, public_url
         links: LinkSigner::new(&key),
         jobs_ready: Arc::new(tokio::sync::Notify::new()),
         couriers: Default::default(),
+        broker: Default::default(),
         sealer,
     })
 }
@@ -131,7 +133,9 @@ pub async fn run_workers(settings: Settings) -> anyhow::Result<()> {
     };
     let workers = settings.workers.max(1);
     let hub = shared_hub(db, storage, settings, public_url).await?;
-    let _background = crate::jobs::spawn(&hub, workers);
+    let mut _background = crate::jobs::spawn(&hub, workers);
+    // the workers deliver the outbox: the DMF courier must be here too
+    crate::amqp::spawn(&hub, &mut _background);
     shutdown_signal().await;
     tracing::info!("stopping workers");
     Ok(())

@@ -31,6 +31,10 @@ pub struct Device {
     pub auto_confirm: Option<String>,
     /// The assigned session the device last installed (hawkBit `installedBase`).
     pub installed_session_id: Option<String>,
+    /// The DMF thing's reply exchange; `None`: not a DMF thing.
+    pub dmf_reply_to: Option<String>,
+    /// The target token, sealed under the server key (DMF's `targetSecurityToken`).
+    pub target_token_sealed: Option<String>,
     /// Its age X25519 recipient, for the `encrypt` step.
     pub age_recipient: Option<String>,
 }
@@ -52,6 +56,8 @@ pub struct DeviceChanges {
     pub attributes_requested: Option<bool>,
     pub auto_confirm: Option<Option<String>>,
     pub installed_session_id: Option<Option<String>>,
+    pub dmf_reply_to: Option<Option<String>>,
+    pub target_token_sealed: Option<Option<String>>,
     pub age_recipient: Option<Option<String>>,
 }
 
@@ -79,6 +85,15 @@ pub fn find_by_device_id(conn: &mut AnyConnection, product_id: &str, device_id: 
         .select(Device::as_select())
         .get_result(conn)
         .optional()
+}
+
+/// The devices of every product with this `device_id`, oldest first.
+pub fn by_device_id(conn: &mut AnyConnection, device_id: &str) -> QueryResult<Vec<Device>> {
+    devices::table
+        .filter(devices::device_id.eq(device_id))
+        .order((devices::created_at, devices::id))
+        .select(Device::as_select())
+        .load(conn)
 }
 
 crate::db::row_writes!(devices, Device, DeviceChanges);
@@ -137,4 +152,12 @@ pub fn in_product(conn: &mut AnyConnection, product_id: &str, channel_id: Option
         q = q.filter(devices::channel_id.eq(c.to_owned()));
     }
     q.order(devices::created_at).select(Device::as_select()).load(conn)
+}
+
+/// Every device's sealed target token (`devicehub reseal` seals them again).
+pub fn sealed_tokens(conn: &mut AnyConnection) -> QueryResult<Vec<(String, String)>> {
+    devices::table
+        .filter(devices::target_token_sealed.is_not_null())
+        .select((devices::id, devices::target_token_sealed.assume_not_null()))
+        .load(conn)
 }

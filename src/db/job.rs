@@ -34,6 +34,16 @@ pub fn count_kind(conn: &mut AnyConnection, kind: &str) -> QueryResult<i64> {
     jobs::table.filter(jobs::kind.eq(kind)).count().get_result(conn)
 }
 
+/// Jobs waiting for a worker (not leased), by kind: how many, and when the oldest was
+/// enqueued. For `/metrics`: one grouped scan.
+pub fn waiting_by_kind(conn: &mut AnyConnection) -> QueryResult<Vec<(String, i64, Option<NaiveDateTime>)>> {
+    jobs::table
+        .filter(jobs::lease_owner.is_null())
+        .group_by(jobs::kind)
+        .select((jobs::kind, diesel::dsl::count_star(), diesel::dsl::min(jobs::created_at)))
+        .load(conn)
+}
+
 /// Claims the oldest runnable job for `owner` until `lease_until`. Must run inside a
 /// write transaction: on PostgreSQL the candidate row is locked with `SKIP LOCKED` so
 /// concurrent workers pass over each other; on SQLite the transaction holds the write lock.

@@ -95,6 +95,12 @@ impl Db {
         self.backend
     }
 
+    /// The pool's connections: (open, idle, the most it opens).
+    pub fn pool_use(&self) -> (u32, u32, u32) {
+        let state = self.pool.state();
+        (state.connections, state.idle_connections, self.pool.max_size())
+    }
+
     /// Applies pending migrations (embedded in the binary) and returns their names.
     pub fn migrate(&self) -> anyhow::Result<Vec<String>> {
         let mut conn = self.pool.get().context("getting a connection to migrate")?;
@@ -128,10 +134,13 @@ impl Db {
     {
         let pool = self.pool.clone();
         let span = tracing::Span::current();
+        let request_id = crate::telemetry::request_id::current();
         tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
-            let mut conn = pool.get()?;
-            f(&mut conn)
+            crate::telemetry::request_id::on_thread(request_id, || {
+                let mut conn = pool.get()?;
+                f(&mut conn)
+            })
         })
         .await
         .map_err(|e| Error::internal(format!("database task failed: {e}")))?

@@ -105,6 +105,9 @@ diesel::table! {
         attributes_requested -> Bool,
         auto_confirm -> Nullable<Text>,
         installed_session_id -> Nullable<Text>,
+        // DMF (migration 000005)
+        dmf_reply_to -> Nullable<Text>,
+        target_token_sealed -> Nullable<Text>,
         age_recipient -> Nullable<Text>,
     }
 }
@@ -191,6 +194,8 @@ diesel::table! {
         cancel_requested_at -> Nullable<Timestamp>,
         consent_required -> Bool,
         consented_at -> Nullable<Timestamp>,
+        // migration 000008
+        bytes_served -> BigInt,
     }
 }
 
@@ -203,6 +208,8 @@ diesel::table! {
         from_state -> Nullable<Text>,
         to_state -> Nullable<Text>,
         message -> Nullable<Text>,
+        // migration 000008
+        request_id -> Nullable<Text>,
     }
 }
 

@@ -43,6 +43,8 @@ pub struct Session {
     /// The device must consent before it is offered the update (hawkBit confirmation flow).
     pub consent_required: bool,
     pub consented_at: Option<NaiveDateTime>,
+    /// Bytes of the deliverable served so far, whole downloads and ranges (migration 000008).
+    pub bytes_served: i64,
 }
 
 /// What a transition writes besides the state.
@@ -71,6 +73,8 @@ pub struct SessionEvent {
     pub from_state: Option<String>,
     pub to_state: Option<String>,
     pub message: Option<String>,
+    /// The HTTP request that wrote it (`X-Request-Id`); none for jobs and timers.
+    pub request_id: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -205,6 +209,24 @@ pub fn open_assignments(conn: &mut AnyConnection, device_id: &str) -> QueryResul
         .order((sessions::created_at, sessions::number))
         .select(Session::as_select())
         .load(conn)
+}
+
+/// Live (not expired) sessions by state and action type (none: a device asked), for
+/// `/metrics`: one grouped scan.
+pub fn count_by_state(conn: &mut AnyConnection) -> QueryResult<Vec<(String, Option<String>, i64)>> {
+    sessions::table
+        .filter(sessions::expired_at.is_null())
+        .group_by((sessions::state, sessions::action_type))
+        .select((sessions::state, sessions::action_type, diesel::dsl::count_star()))
+        .load(conn)
+}
+
+/// Adds to a session's bytes served and returns the new total.
+pub fn add_bytes_served(conn: &mut AnyConnection, session_id: &str, bytes: i64) -> QueryResult<i64> {
+    diesel::update(sessions::table.find(session_id))
+        .set(sessions::bytes_served.eq(sessions::bytes_served + bytes))
+        .execute(conn)?;
+    sessions::table.find(session_id).select(sessions::bytes_served).get_result(conn)
 }
 
 /// How many history rows a session has (hawkBit caps intermediate feedback).

@@ -133,6 +133,21 @@ pub enum Execution {
     Download,
 }
 
+impl Execution {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Execution::Closed => "closed",
+            Execution::Proceeding => "proceeding",
+            Execution::Canceled => "canceled",
+            Execution::Scheduled => "scheduled",
+            Execution::Rejected => "rejected",
+            Execution::Resumed => "resumed",
+            Execution::Downloaded => "downloaded",
+            Execution::Download => "download",
+        }
+    }
+}
+
 /// `status.result.finished` of a feedback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -140,6 +155,16 @@ pub enum Finished {
     Success,
     Failure,
     None,
+}
+
+impl Finished {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Finished::Success => "success",
+            Finished::Failure => "failure",
+            Finished::None => "none",
+        }
+    }
 }
 
 /// What a deployment feedback does to the session (spec §3.2, seeds 000–002).

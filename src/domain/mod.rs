@@ -4,6 +4,7 @@
 pub mod attributes;
 pub mod ddi;
 pub mod digests;
+pub mod dmf;
 pub mod ids;
 pub mod procedure;
 pub mod rights;

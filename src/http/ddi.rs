@@ -11,12 +11,12 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::download::{self, Served};
+use super::download;
 use super::routes::{Handler, Route};
 use crate::domain::ddi::Deployment;
 use crate::error::Error;
 use crate::service::Hub;
-use crate::service::action::{ArtifactInfo, DeploymentInfo};
+use crate::service::action::{self, ArtifactInfo, DeploymentInfo};
 use crate::service::ddi::{self as svc, Address, DdiAuth};
 
 type HubData = web::Data<Hub>;
@@ -46,7 +46,7 @@ pub fn routes() -> Vec<Route> {
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    super::routes::mount(cfg, &routes());
+    super::routes::mount(cfg, "", &routes());
 }
 
 /// DDI renders errors its own way: 401 is empty (hawkBit clients look at the status only,
@@ -277,14 +277,37 @@ fn deployment_body(links: &Links, info: &DeploymentInfo, key: &str) -> Value {
     body
 }
 
+/// Counts a feedback in `/metrics` by its status.
+fn count_feedback(kind: &'static str, f: &svc::Feedback) {
+    let labels = crate::metrics::FeedbackLabels {
+        kind,
+        execution: f.status.execution.as_str(),
+        finished: f.status.result.finished.as_str(),
+    };
+    crate::metrics::get().feedback.get_or_create(&labels).inc();
+}
+
 // ---- handlers -------------------------------------------------------------------------------
 
-/// The poll: the polling interval and links to what the device should do.
+/// The poll: the polling interval and links to what the device should do. Counted in
+/// `/metrics` by result.
 async fn poll(hub: HubData, req: HttpRequest) -> Result<HttpResponse> {
-    let media = media_type(&req)?;
-    let at = address(&req);
-    let links = Links::new(&hub, &at);
-    let p = svc::poll(&hub, at, credentials(&req)).await?;
+    let answer = poll_answer(&hub, &req).await;
+    let result = match &answer {
+        Ok(r) if r.status() == StatusCode::NOT_MODIFIED => "304",
+        Ok(_) => "200",
+        Err(e) if e.status_code() == StatusCode::UNAUTHORIZED => "401",
+        Err(_) => "other",
+    };
+    crate::metrics::get().ddi_polls.get_or_create(&crate::metrics::ResultLabels { result }).inc();
+    answer
+}
+
+async fn poll_answer(hub: &HubData, req: &HttpRequest) -> Result<HttpResponse> {
+    let media = media_type(req)?;
+    let at = address(req);
+    let links = Links::new(hub, &at);
+    let p = svc::poll(hub, at, credentials(req)).await?;
     let mut hal_links = serde_json::Map::new();
     if let Some((rel, number, c)) = p.action {
         let n = number.to_string();
@@ -300,7 +323,7 @@ async fn poll(hub: HubData, req: HttpRequest) -> Result<HttpResponse> {
     if !hal_links.is_empty() {
         body["_links"] = Value::Object(hal_links);
     }
-    hal(&req, media, &body)
+    hal(req, media, &body)
 }
 
 async fn config_data(hub: HubData, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse> {
@@ -318,7 +341,8 @@ async fn deployment_base(hub: HubData, req: HttpRequest, q: web::Query<HistoryQu
 }
 
 async fn deployment_feedback(hub: HubData, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse> {
-    let feedback = json_body(&req, &authenticated_body(&hub, &req, payload).await?)?;
+    let feedback: svc::Feedback = json_body(&req, &authenticated_body(&hub, &req, payload).await?)?;
+    count_feedback("deployment", &feedback);
     svc::deployment_feedback_for(&hub, address(&req), credentials(&req), param(&req, "action"), feedback).await?;
     Ok(HttpResponse::Ok().finish())
 }
@@ -330,7 +354,8 @@ async fn cancel_action(hub: HubData, req: HttpRequest) -> Result<HttpResponse> {
 }
 
 async fn cancel_feedback(hub: HubData, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse> {
-    let feedback = json_body(&req, &authenticated_body(&hub, &req, payload).await?)?;
+    let feedback: svc::Feedback = json_body(&req, &authenticated_body(&hub, &req, payload).await?)?;
+    count_feedback("cancel", &feedback);
     svc::cancel_feedback_for(&hub, address(&req), credentials(&req), param(&req, "action"), feedback).await?;
     Ok(HttpResponse::Ok().finish())
 }
@@ -430,7 +455,8 @@ async fn artifact(hub: HubData, req: HttpRequest) -> Result<HttpResponse> {
     if md5sum {
         if req.method() == Method::GET {
             // hawkBit logs the checksum fetch like a download
-            svc::note_download(&hub, found.session_id.clone(), req.uri().to_string()).await?;
+            let served = action::Served::Whole { bytes: 0 };
+            svc::note_download(&hub, found.session_id.clone(), req.uri().to_string(), served).await?;
         }
         let disposition = format!("attachment;filename={}.MD5SUM", found.artifact.filename);
         let body = format!("{}  {}", found.artifact.digests.md5, found.artifact.filename);
@@ -442,7 +468,8 @@ async fn artifact(hub: HubData, req: HttpRequest) -> Result<HttpResponse> {
         svc::ArtifactBody::Stored(blob) => blob,
         svc::ArtifactBody::Attached(text) => {
             if req.method() == Method::GET {
-                svc::note_download(&hub, found.session_id, req.uri().to_string()).await?;
+                svc::note_download(&hub, found.session_id, req.uri().to_string(), action::Served::Whole { bytes: 0 })
+                    .await?;
             }
             let disposition = format!("attachment;filename={}", found.artifact.filename);
             let mut r = HttpResponse::Ok();
@@ -452,10 +479,21 @@ async fn artifact(hub: HubData, req: HttpRequest) -> Result<HttpResponse> {
             return Ok(r.body(text)); // actix answers HEAD with the headers only
         }
     };
-    let (mut response, served) = download::respond(&req, &hub.storage, &blob).await?;
+    let (mut response, served) = match download::respond(&req, &hub.storage, &blob, "ddi").await {
+        Ok(answer) => answer,
+        // hawkBit answers 416 with no body: a client that appends every answer to its
+        // partial file must not find an error message in it
+        Err(Error::RangeNotSatisfiable { size } | Error::MultipleRanges { size }) => {
+            let answer = HttpResponse::RangeNotSatisfiable()
+                .insert_header((header::CONTENT_RANGE, format!("bytes */{size}")))
+                .finish();
+            return Ok(answer);
+        }
+        Err(e) => return Err(e.into()),
+    };
     response.headers_mut().insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    if served == Served::Whole {
-        svc::note_download(&hub, found.session_id, req.uri().to_string()).await?;
+    if let Some(served) = served {
+        svc::note_download(&hub, found.session_id, req.uri().to_string(), served).await?;
     }
     Ok(response)
 }

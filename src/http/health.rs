@@ -16,7 +16,7 @@ pub fn routes() -> Vec<Route> {
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    super::routes::mount(cfg, &routes());
+    super::routes::mount(cfg, "", &routes());
 }
 
 async fn healthz() -> HttpResponse {

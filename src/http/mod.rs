@@ -8,6 +8,8 @@ pub mod download;
 pub mod errors;
 pub mod health;
 pub mod input;
+pub mod metrics;
+pub mod openapi;
 pub mod pages;
 pub mod pagination;
 pub mod range;
@@ -19,10 +21,14 @@ use std::future::Future;
 use std::time::Instant;
 
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::ErrorHandlers;
 use actix_web::{http::StatusCode, web};
 
+use tracing::Instrument;
+
 use crate::service::Hub;
+use crate::telemetry::request_id;
 
 /// Largest JSON body the API reads (image uploads are raw bodies and not limited by this).
 pub const JSON_LIMIT: usize = 1024 * 1024;
@@ -33,7 +39,7 @@ pub const API_PREFIX: &str = "/api/v1";
 /// Every route the server answers, as clients see it (method, path pattern, family): the
 /// same tables [`configure`] mounts.
 pub fn routes() -> Vec<routes::RouteInfo> {
-    let public = health::routes().into_iter().chain(pages::routes()).map(|r| r.info(""));
+    let public = health::routes().into_iter().chain(metrics::routes()).chain(pages::routes()).map(|r| r.info(""));
     let api = api::routes().into_iter().map(|r| r.info(API_PREFIX));
     let ddi = ddi::routes().into_iter().map(|r| r.info(""));
     let ui = ui::routes().into_iter().map(|r| r.info(ui::UI_PREFIX));
@@ -47,6 +53,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, hub: Hub) {
         .app_data(errors::query_config())
         .app_data(errors::path_config())
         .configure(health::configure)
+        .configure(metrics::configure)
         .configure(pages::configure)
         .configure(ui::configure)
         .service(
@@ -58,6 +65,21 @@ pub fn configure(cfg: &mut web::ServiceConfig, hub: Hub) {
         )
         .configure(ddi::configure)
         .default_service(web::to(errors::not_found));
+}
+
+/// A method as a label without allocating (anything unusual is `other`).
+fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
 }
 
 /// Paths work with or without a trailing slash (seed 003 uses both): `/a/b/` is served as
@@ -84,9 +106,12 @@ pub fn trim_trailing_slash(req: &mut ServiceRequest) {
     }
 }
 
-/// The outermost middleware: trims the trailing slash, and logs each request at DEBUG (and
-/// server errors at ERROR) with its status and duration. Cheaper than tracing-actix-web,
-/// whose per-request span looks the route pattern up again with a regex per route.
+/// The outermost middleware: trims the trailing slash, gives the request its id (the
+/// client's `X-Request-Id` when short and printable, else a new UUID v7; returned in the same
+/// header), runs it in a `request{id=…}` span so every log line of it carries the id, and
+/// logs each request at DEBUG (and server errors at ERROR) with its status and duration.
+/// Cheaper than tracing-actix-web, whose per-request span looks the route pattern up again
+/// with a regex per route.
 pub fn edge<S, B>(
     mut req: ServiceRequest,
     srv: &S,
@@ -96,20 +121,32 @@ where
 {
     trim_trailing_slash(&mut req);
     let started = Instant::now();
+    let id = request_id::accept_or_make(req.headers().get(request_id::HEADER).map(|v| v.as_bytes()));
+    let span = tracing::info_span!("request", id = %id);
     let debug = tracing::enabled!(tracing::Level::DEBUG);
     let line = debug.then(|| format!("{} {}", req.method(), req.path()));
-    let response = srv.call(req);
-    async move {
-        let response = response.await;
-        if let Ok(r) = &response {
+    let response = span.in_scope(|| srv.call(req));
+    let header = HeaderValue::from_str(&id).ok();
+    let handled = async move {
+        let mut response = response.await;
+        if let Ok(r) = &mut response {
             let status = r.status().as_u16();
-            let micros = started.elapsed().as_micros();
+            let elapsed = started.elapsed();
+            let micros = elapsed.as_micros();
+            let route = r.request().app_data::<routes::MatchedRoute>().map_or("unmatched", |m| m.0);
+            let method = method_label(r.request().method());
+            let labels = crate::metrics::RouteLabels { method, route };
+            crate::metrics::get().http_duration.get_or_create(&labels).observe(elapsed.as_secs_f64());
             if status >= 500 {
                 tracing::error!(status, micros, request = %format!("{} {}", r.request().method(), r.request().path()), "request failed");
             } else if let Some(line) = line {
                 tracing::debug!(status, micros, request = %line, "request");
             }
+            if let Some(value) = header {
+                r.headers_mut().insert(HeaderName::from_static(request_id::HEADER), value);
+            }
         }
         response
-    }
+    };
+    request_id::scope(id, handled.instrument(span))
 }

@@ -13,7 +13,7 @@ pub fn routes() -> Vec<Route> {
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    super::routes::mount(cfg, &routes());
+    super::routes::mount(cfg, "", &routes());
 }
 
 #[derive(Template, WebTemplate)]

@@ -67,16 +67,22 @@ fn in_order<'a>(items: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
     seen
 }
 
-/// Mounts a table: one scope per distinct `scope`, inside it one resource per distinct path,
-/// with one route per method.
-pub fn mount(cfg: &mut web::ServiceConfig, routes: &[Route]) {
+/// The pattern of the route a request matched, as [`RouteInfo::pattern`] writes it: the
+/// label of its latency in `/metrics`. Each resource carries its own, so the edge
+/// middleware reads it back instead of matching the path again.
+#[derive(Debug, Clone, Copy)]
+pub struct MatchedRoute(pub &'static str);
+
+/// Mounts a table (whose paths clients see under `prefix`, e.g. `/api/v1`): one scope per
+/// distinct `scope`, inside it one resource per distinct path, with one route per method.
+pub fn mount(cfg: &mut web::ServiceConfig, prefix: &str, routes: &[Route]) {
     for scope in in_order(routes.iter().map(|r| r.scope)) {
         let in_scope: Vec<&Route> = routes.iter().filter(|r| r.scope == scope).collect();
         let resources = in_order(in_scope.iter().map(|r| r.path)).into_iter().map(|path| {
-            in_scope
-                .iter()
-                .filter(|r| r.path == path)
-                .fold(web::resource(path), |res, r| res.route((r.handler)(web::route().method(r.method.clone()))))
+            let pattern = MatchedRoute(crate::metrics::intern(format!("{prefix}{scope}{path}")));
+            in_scope.iter().filter(|r| r.path == path).fold(web::resource(path).app_data(pattern), |res, r| {
+                res.route((r.handler)(web::route().method(r.method.clone())))
+            })
         });
         if scope.is_empty() {
             // A scope with an empty prefix would swallow every request; mount at the top.

@@ -4,6 +4,10 @@
 
 use std::time::Duration;
 
+use tracing::Instrument;
+
+use crate::metrics::ResultLabels;
+
 use crate::service::Hub;
 use crate::service::jobs::{self, Task};
 use crate::service::{outbox, pipeline as session_pipeline};
@@ -30,16 +34,27 @@ pub async fn run(hub: Hub, worker: String) {
     }
 }
 
+/// Runs a claimed job in a `job{…}` span naming its session, so every log line of the run
+/// (the pipeline's steps too) says which session it works for.
 async fn dispatch(hub: &Hub, task: Task) {
     match task {
-        Task::Pipeline(task) => run_pipeline(hub, *task).await,
+        Task::Pipeline(task) => {
+            let span = tracing::info_span!("job", kind = "pipeline", session = %task.session_id);
+            run_pipeline(hub, *task).instrument(span).await;
+        }
         Task::Deliver(delivery) => {
-            tokio::select! {
-                () = outbox::deliver(hub, &delivery) => {}
-                () = jobs::keep_lease(hub, &delivery.lease) => {
-                    tracing::warn!(job = %delivery.lease.job_id, "lost a delivery's lease; another worker has it");
+            let session = delivery.notice.session.as_deref().unwrap_or("-");
+            let span = tracing::info_span!("job", kind = "deliver", job = %delivery.lease.job_id, session);
+            async {
+                tokio::select! {
+                    () = outbox::deliver(hub, &delivery) => {}
+                    () = jobs::keep_lease(hub, &delivery.lease) => {
+                        tracing::warn!(job = %delivery.lease.job_id, "lost a delivery's lease; another worker has it");
+                    }
                 }
             }
+            .instrument(span)
+            .await;
         }
     }
 }
@@ -48,6 +63,7 @@ async fn dispatch(hub: &Hub, task: Task) {
 async fn run_pipeline(hub: &Hub, task: session_pipeline::Task) {
     let worker = &task.lease.worker;
     tracing::info!(worker, session = %task.session_id, attempt = task.lease.attempt, "pipeline started");
+    let started = std::time::Instant::now();
     let outcome = tokio::select! {
         r = tokio::time::timeout(task.time_limit, session_pipeline::run(hub, &task)) => match r {
             Ok(r) => r.map_err(|e| e.to_string()),
@@ -55,9 +71,14 @@ async fn run_pipeline(hub: &Hub, task: session_pipeline::Task) {
         },
         () = jobs::keep_lease(hub, &task.lease) => {
             tracing::warn!(worker, session = %task.session_id, "lost the job's lease; another worker has it");
+            crate::metrics::get().pipeline_runs.get_or_create(&ResultLabels { result: "lost" }).inc();
             return;
         }
     };
+    let result = if outcome.is_ok() { "success" } else { "failure" };
+    let m = crate::metrics::get();
+    m.pipeline_runs.get_or_create(&ResultLabels { result }).inc();
+    m.pipeline_duration.get_or_create(&ResultLabels { result }).observe(started.elapsed().as_secs_f64());
     let recorded = match outcome {
         Ok(deliverable) => session_pipeline::finish(hub, &task, deliverable).await,
         Err(error) => session_pipeline::attempt_failed(hub, &task, error).await,

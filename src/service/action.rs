@@ -73,8 +73,10 @@ pub fn register_device(
             return Ok(d);
         }
         let now = time::now();
-        // the device's own token is not shown to anyone: its gateway speaks for it
+        // no one would ever see a token made here: the device has none (it cannot use target
+        // tokens) until an admin rotates one; its gateway speaks for it
         let (mut row, _) = super::devices::new_device(product.id.clone(), controller_id.to_owned(), now);
+        row.target_token_hash = None;
         row.last_seen = Some(now);
         db::device::insert(conn, &row)?;
         tracing::info!(product = %product.tid, device = controller_id, "registered a device for its gateway");
@@ -198,6 +200,25 @@ pub struct DeploymentInfo {
     pub history: Option<(String, Vec<String>)>,
 }
 
+/// The DDI download URL of an artifact, absolute under the public URL; DMF hands it out too.
+pub fn artifact_url(hub: &super::Hub, tenant: &str, controller_id: &str, a: &ArtifactInfo) -> String {
+    let mut url = hub.public_url.clone();
+    if let Ok(mut segments) = url.path_segments_mut() {
+        let module = a.module.to_string();
+        segments.pop_if_empty().extend([
+            tenant,
+            "controller",
+            "v1",
+            controller_id,
+            "softwaremodules",
+            &module,
+            "artifacts",
+            &a.filename,
+        ]);
+    }
+    url.into()
+}
+
 pub fn artifact_of(s: &Session) -> Result<Option<ArtifactInfo>> {
     let Some(payload) = &s.payload else { return Ok(None) };
     let p: Value = serde_json::from_str(payload).map_err(|e| Error::internal(format!("payload: {e}")))?;
@@ -303,10 +324,41 @@ pub fn note_retrieved(conn: &mut AnyConnection, s: &Session) -> Result<()> {
     )
 }
 
+/// What one download answer served of a session's deliverable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Served {
+    /// The whole of it (or its checksum file: 0 bytes of the deliverable), `bytes` long.
+    Whole { bytes: u64 },
+    /// One byte range.
+    Range { bytes: u64 },
+}
+
 /// A whole-artifact download goes into the history (hawkBit's DOWNLOAD row); range requests
-/// never do: a streaming client may send thousands (hawkBit #1249).
-pub fn note_download(conn: &mut AnyConnection, session_id: &str, uri: &str) -> Result<()> {
-    engine::note(conn, session_id, &format!("{SERVER_EVENT}DOWNLOAD"), format!("Update Server: Target downloads {uri}"))
+/// never do each: a streaming client may send thousands (hawkBit #1249). The first range of
+/// a session that was served nothing before notes `DOWNLOAD_STARTED` (so a streaming install
+/// leaves a record), and every answer adds its bytes to the session's `bytes_served`.
+pub fn note_download(conn: &mut AnyConnection, session_id: &str, uri: &str, served: Served) -> Result<()> {
+    let bytes = match served {
+        Served::Whole { bytes } | Served::Range { bytes } => bytes,
+    };
+    let total = db::session::add_bytes_served(conn, session_id, i64::try_from(bytes).unwrap_or(i64::MAX))?;
+    match served {
+        Served::Whole { .. } => engine::note(
+            conn,
+            session_id,
+            &format!("{SERVER_EVENT}DOWNLOAD"),
+            format!("Update Server: Target downloads {uri}"),
+        ),
+        // the counter was 0 before this answer (rows are locked by the update, so two
+        // concurrent first ranges cannot both see it)
+        Served::Range { bytes } if u64::try_from(total).is_ok_and(|t| t == bytes) && bytes > 0 => engine::note(
+            conn,
+            session_id,
+            &format!("{SERVER_EVENT}DOWNLOAD_STARTED"),
+            format!("Update Server: Target started downloading in byte ranges {uri}"),
+        ),
+        Served::Range { .. } => Ok(()),
+    }
 }
 
 /// A module's artifacts may be fetched while its action is active (and consented), or when

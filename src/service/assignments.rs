@@ -256,12 +256,16 @@ pub async fn cancel(hub: &Hub, actor: &Actor, id: String) -> Result<SessionView>
     let actor = actor.clone();
     let hub_c = hub.clone();
     let limits = Limits::of(hub);
-    hub.db
+    let view = hub
+        .db
         .run(move |conn| {
             let (s, creator) = cancel_in(conn, &limits, &actor, &id)?;
             views::view(&hub_c, s, creator)
         })
-        .await
+        .await?;
+    // a DMF thing's CANCEL_DOWNLOAD waits in the outbox
+    hub.jobs_ready.notify_waiters();
+    Ok(view)
 }
 
 fn cancel_in(conn: &mut AnyConnection, limits: &Limits, actor: &Actor, id: &str) -> Result<(Session, String)> {

@@ -460,6 +460,7 @@ pub async fn artifact(hub: &Hub, at: Address, auth: DdiAuth, module: String, fil
                 size: artifact.digests.size,
                 etag: artifact.digests.sha1.clone(),
                 filename: artifact.filename.clone(),
+                modified: super::firmware::released_at(conn, s.target_firmware_id.as_deref())?,
             }),
             artifact,
             session_id: s.id,
@@ -469,7 +470,12 @@ pub async fn artifact(hub: &Hub, at: Address, auth: DdiAuth, module: String, fil
 }
 
 /// A whole-artifact download goes into the history (hawkBit's DOWNLOAD row); range requests
-/// never do: a streaming client may send thousands (hawkBit #1249).
-pub async fn note_download(hub: &Hub, session_id: String, uri: String) -> Result<()> {
-    hub.db.run(move |conn| action::note_download(conn, &session_id, &uri)).await
+/// never do each (a streaming client may send thousands, hawkBit #1249): the first of a
+/// session notes that the download started, and every answer adds to its bytes served.
+pub async fn note_download(hub: &Hub, session_id: String, uri: String, served: action::Served) -> Result<()> {
+    hub.db
+        .run(move |conn| {
+            write_transaction_retrying(conn, |conn| action::note_download(conn, &session_id, &uri, served))
+        })
+        .await
 }

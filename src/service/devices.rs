@@ -42,6 +42,10 @@ pub struct DeviceUpdate {
     pub channel: Option<Option<String>>,
     /// Replaces all attributes.
     pub attributes: Option<Map<String, Value>>,
+    /// Marks the device as a DMF thing whose gateway listens on this AMQP exchange
+    /// (assignments then go out over AMQP); `null` unmarks it.
+    #[serde(default, deserialize_with = "double_option")]
+    pub dmf_reply_to: Option<Option<String>>,
     /// `null` removes it.
     #[serde(default, deserialize_with = "double_option")]
     pub age_recipient: Option<Option<String>>,
@@ -62,7 +66,7 @@ pub struct DeviceQuery {
     pub list: ListParams,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DeviceView {
     pub id: String,
     pub device_id: String,
@@ -83,6 +87,8 @@ pub struct DeviceView {
     /// Whether the device has a hawkBit target token (the token itself is shown only when
     /// it is made: on create and on rotation).
     pub has_target_token: bool,
+    /// The DMF thing's reply exchange; `null`: not a DMF thing.
+    pub dmf_reply_to: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target_token: Option<String>,
     /// Its age X25519 public key, if set (the server never holds the identity).
@@ -105,6 +111,7 @@ pub fn view(d: db::device::Device) -> DeviceView {
         created_at: d.created_at,
         updated_at: d.updated_at,
         has_target_token: d.target_token_hash.is_some(),
+        dmf_reply_to: d.dmf_reply_to,
         target_token: None,
         age_recipient: d.age_recipient,
     }
@@ -140,28 +147,66 @@ pub fn new_device(product_id: String, device_id: String, now: chrono::NaiveDateT
         attributes_requested: true,
         auto_confirm: None,
         installed_session_id: None,
+        dmf_reply_to: None,
+        target_token_sealed: None,
         age_recipient: None,
     };
     (row, token)
 }
 
+/// What a device's sealed target token is bound to: its row.
+pub fn token_context(device_row_id: &str) -> String {
+    format!("device-target-token:{device_row_id}")
+}
+
+/// The target token sealed for storage (DMF sends it as `targetSecurityToken`), bound to
+/// its device row.
+pub fn seal_target_token(hub: &Hub, device_row_id: &str, token: &str) -> String {
+    hub.sealer.seal(token.as_bytes(), &token_context(device_row_id))
+}
+
+/// A device's target token, for DMF's `targetSecurityToken`: opened from its sealed copy. A
+/// device whose token exists only as a hash (made before tokens were sealed, or by DDI
+/// plug-and-play or a seed-003 request) gets a new one here; the message that carries it
+/// tells its gateway.
+pub fn target_token(conn: &mut AnyConnection, hub: &Hub, device: &db::device::Device) -> Result<String> {
+    if let Some(sealed) = &device.target_token_sealed {
+        let token = String::from_utf8(hub.sealer.open(sealed, &token_context(&device.id))?)
+            .map_err(|_| Error::internal("a sealed target token is not text"))?;
+        if device.target_token_hash.as_deref() == Some(crate::service::auth::hash_token(&token).as_str()) {
+            return Ok(token);
+        }
+    }
+    let token = generate_target_token();
+    store_target_token(conn, hub, &device.id, &token)?;
+    tracing::info!(device = %device.device_id, "issued a target token for DMF (the device had none kept sealed)");
+    Ok(token)
+}
+
+/// Stores a device's token: its hash (DDI checks it) and its sealed copy.
+fn store_target_token(conn: &mut AnyConnection, hub: &Hub, device_row_id: &str, token: &str) -> Result<()> {
+    let changes = db::device::DeviceChanges {
+        target_token_hash: Some(Some(crate::service::auth::hash_token(token))),
+        target_token_sealed: Some(Some(seal_target_token(hub, device_row_id, token))),
+        updated_at: Some(time::now()),
+        ..Default::default()
+    };
+    db::device::update(conn, device_row_id, &changes)?;
+    Ok(())
+}
+
 /// Makes a new target token for a device; the old one stops working at once.
 pub async fn rotate_target_token(hub: &Hub, actor: &Actor, id: String) -> Result<DeviceView> {
     let actor = actor.clone();
+    let hub_c = hub.clone();
     hub.db
         .run(move |conn| {
-            let mut d = find(conn, &actor, &id)?;
+            let d = find(conn, &actor, &id)?;
             actor.require_in(Action::Write, &d.product_id)?;
             let token = generate_target_token();
-            d.target_token_hash = Some(crate::service::auth::hash_token(&token));
-            d.updated_at = time::now();
-            let changes = db::device::DeviceChanges {
-                target_token_hash: Some(d.target_token_hash.clone()),
-                updated_at: Some(d.updated_at),
-                ..Default::default()
-            };
-            db::device::update(conn, &d.id, &changes)?;
-            let mut v = view(d);
+            // a DMF thing's gateway gets the new token with the next message
+            store_target_token(conn, &hub_c, &d.id, &token)?;
+            let mut v = view(find(conn, &actor, &d.id)?);
             v.target_token = Some(token);
             Ok(v)
         })
@@ -185,11 +230,31 @@ fn validate_age_recipient(text: &str) -> Result<String> {
         .map_err(|why| Error::invalid(format!("age_recipient: {why}")))
 }
 
-/// A device by id; one in a product the actor does not see is not found either.
-fn find(conn: &mut AnyConnection, actor: &Actor, id: &str) -> Result<db::device::Device> {
+/// A device by id, or by its handle (its `device_id`) within the products the actor sees;
+/// one in a product the actor does not see is not found either. A handle that names devices
+/// in several of those products is ambiguous: 409 `ambiguous_device`, with the candidates'
+/// ids in `candidates` (use one of them).
+pub fn find(conn: &mut AnyConnection, actor: &Actor, id: &str) -> Result<db::device::Device> {
     let not_found = || Error::not_found(format!("device {id:?}"));
-    let id = uuid::Uuid::parse_str(id).map_err(|_| not_found())?.to_string();
-    db::device::find(conn, &id)?.filter(|d| actor.sees(&d.product_id)).ok_or_else(not_found)
+    if let Ok(uuid) = uuid::Uuid::parse_str(id)
+        && let Some(d) = db::device::find(conn, &uuid.to_string())?.filter(|d| actor.sees(&d.product_id))
+    {
+        return Ok(d);
+    }
+    let mut found: Vec<db::device::Device> =
+        db::device::by_device_id(conn, id)?.into_iter().filter(|d| actor.sees(&d.product_id)).collect();
+    match found.len() {
+        0 => Err(not_found()),
+        1 => Ok(found.remove(0)),
+        _ => {
+            let candidates: Vec<String> = found.into_iter().map(|d| d.id).collect();
+            Err(Error::conflict(
+                "ambiguous_device",
+                format!("device {id:?} exists in several of your products; name it by one of its ids"),
+            )
+            .with_extra("candidates", candidates))
+        }
+    }
 }
 
 pub async fn create(hub: &Hub, actor: &Actor, input: NewDevice) -> Result<DeviceView> {
@@ -205,6 +270,7 @@ pub async fn create(hub: &Hub, actor: &Actor, input: NewDevice) -> Result<Device
         .map(|v| FirmwareVersion::parse_lenient("installed_version", v))
         .transpose()?;
     let actor = actor.clone();
+    let hub_c = hub.clone();
     hub.db
         .run(move |conn| {
             write_transaction(conn, |conn| {
@@ -229,6 +295,7 @@ pub async fn create(hub: &Hub, actor: &Actor, input: NewDevice) -> Result<Device
                     .map(|c| named_in::<catalog::Channels>(conn, &actor, "channel", c, &product_id))
                     .transpose()?;
                 let (mut row, target_token) = new_device(product_id, input.device_id.clone(), time::now());
+                row.target_token_sealed = Some(seal_target_token(&hub_c, &row.id, &target_token));
                 row.name = input.name;
                 row.model_id = model.map(|m| m.id);
                 row.channel_id = channel.map(|c| c.id);
@@ -291,6 +358,11 @@ pub async fn update(hub: &Hub, actor: &Actor, id: String, input: DeviceUpdate) -
         validate_name("name", name)?;
     }
     let attributes = input.attributes.as_ref().map(validate_attributes).transpose()?;
+    if let Some(Some(exchange)) = &input.dmf_reply_to
+        && (exchange.trim().is_empty() || exchange.len() > 255 || exchange.chars().any(char::is_control))
+    {
+        return Err(Error::invalid("dmf_reply_to: an AMQP exchange name of 1 to 255 characters"));
+    }
     let age_recipient = match &input.age_recipient {
         Some(Some(r)) => Some(Some(validate_age_recipient(r)?)),
         Some(None) => Some(None),
@@ -321,6 +393,7 @@ pub async fn update(hub: &Hub, actor: &Actor, id: String, input: DeviceUpdate) -
                     model_id,
                     channel_id,
                     attributes,
+                    dmf_reply_to: input.dmf_reply_to.clone(),
                     age_recipient: age_recipient.clone(),
                     updated_at: Some(time::now()),
                     ..Default::default()
@@ -336,10 +409,33 @@ pub async fn delete(hub: &Hub, actor: &Actor, id: String) -> Result<()> {
     let actor = actor.clone();
     hub.db
         .run(move |conn| {
-            let d = find(conn, &actor, &id)?;
-            actor.require_in(Action::Write, &d.product_id)?;
-            db::device::delete(conn, &d.id)?;
-            Ok(())
+            write_transaction(conn, |conn| {
+                let d = find(conn, &actor, &id)?;
+                actor.require_in(Action::Write, &d.product_id)?;
+                // a DMF thing's gateway is told THING_DELETED
+                super::dmf::delete_device(conn, &d)
+            })
         })
-        .await
+        .await?;
+    hub.jobs_ready.notify_waiters();
+    Ok(())
+}
+
+/// Asks the device for its attributes (hawkBit's request attributes update): the DDI poll
+/// shows `configData`, a DMF thing gets `REQUEST_ATTRIBUTES_UPDATE`.
+pub async fn request_attributes(hub: &Hub, actor: &Actor, id: String) -> Result<DeviceView> {
+    let actor = actor.clone();
+    let v = hub
+        .db
+        .run(move |conn| {
+            write_transaction(conn, |conn| {
+                let d = find(conn, &actor, &id)?;
+                actor.require_in(Action::Write, &d.product_id)?;
+                super::dmf::request_attributes(conn, &d)?;
+                Ok(view(find(conn, &actor, &d.id)?))
+            })
+        })
+        .await?;
+    hub.jobs_ready.notify_waiters();
+    Ok(v)
 }

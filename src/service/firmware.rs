@@ -307,6 +307,12 @@ pub fn find_released(conn: &mut AnyConnection, actor: &Actor, id: &str) -> Resul
     Ok(f)
 }
 
+/// When a firmware was released (a session's deliverable is `Last-Modified` then).
+pub fn released_at(conn: &mut AnyConnection, id: Option<&str>) -> Result<Option<chrono::NaiveDateTime>> {
+    let Some(id) = id else { return Ok(None) };
+    Ok(db::firmware::find(conn, id)?.and_then(|f| f.released_at))
+}
+
 /// The stored image of a firmware, for readers of its product.
 pub async fn image(hub: &Hub, actor: &Actor, id: String) -> Result<crate::storage::Blob> {
     let actor = actor.clone();
@@ -323,6 +329,7 @@ pub async fn image(hub: &Hub, actor: &Actor, id: String) -> Result<crate::storag
                 size: u64::try_from(size).unwrap_or_default(),
                 etag: sha256,
                 filename: f.filename.unwrap_or_else(|| "firmware.bin".into()),
+                modified: f.released_at,
             })
         })
         .await

@@ -8,6 +8,7 @@ use url::Url;
 
 use super::links::LinkSigner;
 use super::outbox::Couriers;
+use super::readiness::BrokerLink;
 use super::sealing::Sealer;
 use crate::db::Db;
 use crate::settings::Settings;
@@ -27,6 +28,8 @@ pub struct Hub {
     pub jobs_ready: Arc<Notify>,
     /// The doors this process can deliver outbox notices to.
     pub couriers: Couriers,
+    /// The DMF door's broker link, for `/readyz` (unset while AMQP is off).
+    pub broker: BrokerLink,
     /// Seals secrets the database keeps (`service::sealing`).
     pub sealer: Arc<Sealer>,
 }

@@ -4,6 +4,8 @@
 //! instance shares them, so failing readiness would take the whole service away, healthy
 //! objects included, while the affected downloads already answer a clear error.
 
+use std::sync::{Arc, RwLock};
+
 use serde::Serialize;
 
 use crate::error::Result;
@@ -20,6 +22,27 @@ pub struct Readiness {
     /// Quarantined objects and the last check (absent when the database does not answer).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub integrity: Option<Integrity>,
+    /// The DMF door's broker link (`ok`, `connecting`, `reconnecting: …`); absent when AMQP
+    /// is off. A broken link does not make the instance unready: HTTP devices and the admin
+    /// API still work, and DMF notices wait in the outbox until the link is back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub amqp: Option<String>,
+}
+
+/// The state of the DMF door's broker link, as the door last reported it.
+#[derive(Debug, Clone, Default)]
+pub struct BrokerLink(Arc<RwLock<Option<String>>>);
+
+impl BrokerLink {
+    pub fn set(&self, state: impl Into<String>) {
+        if let Ok(mut s) = self.0.write() {
+            *s = Some(state.into());
+        }
+    }
+
+    pub fn get(&self) -> Option<String> {
+        self.0.read().ok().and_then(|s| s.clone())
+    }
 }
 
 impl Readiness {
@@ -50,5 +73,11 @@ pub async fn check(hub: &Hub) -> Readiness {
             None
         }
     };
-    Readiness { status, database: describe(&db, &db_full), object_store: describe(&store, &store_full), integrity }
+    Readiness {
+        status,
+        database: describe(&db, &db_full),
+        object_store: describe(&store, &store_full),
+        integrity,
+        amqp: hub.broker.get(),
+    }
 }

@@ -225,6 +225,15 @@ pub fn reseal_all(conn: &mut AnyConnection, sealer: &Sealer) -> Result<Resealed>
         db::secret::replace(conn, CANARY_NAME, &new)?;
         done.values += 1;
     }
+    // DMF: the devices' target tokens
+    for (id, sealed) in db::device::sealed_tokens(conn)? {
+        if let Some(new) = sealer.reseal(&sealed, &super::devices::token_context(&id))? {
+            let changes = db::device::DeviceChanges { target_token_sealed: Some(Some(new)), ..Default::default() };
+            db::device::update(conn, &id, &changes)?;
+            done.values += 1;
+        }
+    }
+    // signing keys of the `sign` step
     for key in db::signing_key::list(conn)? {
         if let Some(new) = sealer.reseal(&key.secret_sealed, &super::signing_keys::context(&key.id))? {
             db::signing_key::set_sealed(conn, &key.id, &new)?;

@@ -71,6 +71,8 @@ pub fn touch(
                 attributes_requested: true,
                 auto_confirm: None,
                 installed_session_id: None,
+                dmf_reply_to: None,
+                target_token_sealed: None,
                 age_recipient: None,
             };
             db::device::insert(conn, &row)?;

@@ -143,6 +143,8 @@ pub struct Blob {
     /// as hawkBit does).
     pub etag: String,
     pub filename: String,
+    /// `Last-Modified`: when its firmware was released (none for a draft's image).
+    pub modified: Option<chrono::NaiveDateTime>,
 }
 
 /// An object as a listing shows it.

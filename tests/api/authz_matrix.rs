@@ -150,6 +150,9 @@ const RULES: &[(&str, &str, Rule)] = {
         ("GET", "/healthz", Public),
         ("GET", "/readyz", Public),
         ("GET", "/", Public),
+        ("GET", "/metrics", Public),
+        ("GET", "/api/v1/openapi.json", Public),
+        ("GET", "/api/v1/docs{tail:.*}", Public),
         // sessions
         ("GET", "/api/v1/firmware-update", AnyUser),
         ("POST", "/api/v1/firmware-update/request", SessionRequest),
@@ -181,6 +184,7 @@ const RULES: &[(&str, &str, Rule)] = {
         ("DELETE", "/api/v1/devices/{id}", InProduct(Write)),
         ("GET", "/api/v1/devices/{id}/sessions", InProduct(Read)),
         ("POST", "/api/v1/devices/{id}/target-token", InProduct(Write)),
+        ("POST", "/api/v1/devices/{id}/request-attributes", InProduct(Write)),
         // catalog
         ("GET", "/api/v1/products", AnyUser),
         ("POST", "/api/v1/products", GlobalAdmin),
@@ -668,7 +672,7 @@ async fn request(app: &TestApp, w: &World, call: Call<'_>) -> (String, Body) {
     } else {
         w.bystander_token.clone()
     };
-    let path = pattern.replace("{id}", &id).replace("{token}", &token);
+    let path = pattern.replace("{id}", &id).replace("{token}", &token).replace("{tail:.*}", "/index.html");
 
     let body = match (method.as_str(), rest) {
         ("POST", "firmware-update/request") => Body::Json(

@@ -25,6 +25,7 @@ pub(super) fn routes() -> Vec<Route> {
         r(Method::DELETE, "/{id}", |r| r.to(delete)),
         r(Method::GET, "/{id}/sessions", |r| r.to(history)),
         r(Method::POST, "/{id}/target-token", |r| r.to(rotate_target_token)),
+        r(Method::POST, "/{id}/request-attributes", |r| r.to(request_attributes)),
     ]
 }
 
@@ -48,6 +49,11 @@ async fn update(hub: HubData, a: Actor, id: Id, body: Json<DeviceUpdate>) -> Res
 /// A new hawkBit target token (shown in this answer only); the old one stops working.
 async fn rotate_target_token(hub: HubData, a: Actor, id: Id) -> Result<HttpResponse> {
     Ok(HttpResponse::Ok().json(svc::rotate_target_token(&hub, &a, id.into_inner()).await?))
+}
+
+/// Asks the device for its attributes (DDI `configData` link; DMF `REQUEST_ATTRIBUTES_UPDATE`).
+async fn request_attributes(hub: HubData, a: Actor, id: Id) -> Result<HttpResponse> {
+    Ok(HttpResponse::Ok().json(svc::request_attributes(&hub, &a, id.into_inner()).await?))
 }
 
 /// The device's firmware-update sessions, expired ones included.

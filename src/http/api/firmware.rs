@@ -73,7 +73,7 @@ async fn upload_image(
 /// The stored image, whole or one byte range.
 async fn download_image(hub: HubData, a: Actor, id: Id, req: HttpRequest) -> Result<HttpResponse> {
     let blob = svc::image(&hub, &a, id.into_inner()).await?;
-    Ok(crate::http::download::respond(&req, &hub.storage, &blob).await?.0)
+    Ok(crate::http::download::respond(&req, &hub.storage, &blob, "admin").await?.0)
 }
 
 /// Push a released firmware to devices (by id/identity, channel or attributes): one

@@ -22,9 +22,10 @@ pub fn routes() -> Vec<Route> {
     all.extend(catalog::routes());
     all.extend(people::routes());
     all.extend(signing_keys::routes());
+    all.extend(super::openapi::routes());
     all
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    routes::mount(cfg, &routes());
+    routes::mount(cfg, super::API_PREFIX, &routes());
 }

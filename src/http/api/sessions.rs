@@ -92,6 +92,11 @@ async fn download_deliverable(
             }
         },
     };
-    let blob = svc::deliverable(&hub, auth, id.into_inner()).await?;
-    Ok(download::respond(&req, &hub.storage, &blob).await?.0)
+    let (blob, session) = svc::deliverable(&hub, auth, id.into_inner()).await?;
+    let (response, served) = download::respond(&req, &hub.storage, &blob, "rest").await?;
+    if let Some(served) = served {
+        // the path only: the query holds the signed link
+        crate::service::ddi::note_download(&hub, session, req.path().to_owned(), served).await?;
+    }
+    Ok(response)
 }

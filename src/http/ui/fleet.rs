@@ -94,7 +94,7 @@ pub async fn session_rows(
         .map(|e| {
             let s = e.session;
             let reason = s.payload.as_ref().and_then(|p| p["reason"].as_str()).unwrap_or_default().to_owned();
-            let action = match &e.action {
+            let action = match &s.action {
                 Some(a) if a.cancel_requested => format!("{} (cancel asked)", a.action_type),
                 Some(a) => a.action_type.clone(),
                 None => "requested".to_owned(),
@@ -303,6 +303,7 @@ async fn update_device(hub: HubData, p: Posted, id: web::Path<String>) -> Page {
         model: clearable(f, "model"),
         channel: clearable(f, "channel"),
         attributes,
+        dmf_reply_to: None,
         age_recipient: clearable(f, "age_recipient"),
     });
     let id = id.into_inner();

@@ -74,7 +74,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::scope(UI_PREFIX)
             .wrap(headers)
             .wrap_fn(super::input::refuse_nul_in_uri)
-            .configure(|c| routes::mount(c, &routes()))
+            .configure(|c| routes::mount(c, UI_PREFIX, &routes()))
             .default_service(web::to(not_found)),
     );
 }

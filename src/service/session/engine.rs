@@ -90,6 +90,7 @@ pub fn log_event(
             from_state: from.map(|s| s.as_str().to_owned()),
             to_state: to.map(|s| s.as_str().to_owned()),
             message,
+            request_id: crate::telemetry::request_id::current().map(|id| id.to_string()),
         },
     )?;
     Ok(())
@@ -148,6 +149,11 @@ pub fn apply(
             }
             log_event(conn, &s.id, at, "transition", Some(from), Some(to), details.message)?;
             record_notices(conn, details.notices, at)?;
+            crate::service::dmf::on_transition(conn, s, to, at)?;
+            // counted when written: a transaction the database aborts and the caller runs
+            // again counts twice (rare: contention)
+            let labels = crate::metrics::TransitionLabels { from: from.as_str(), to: to.as_str() };
+            crate::metrics::get().transitions.get_or_create(&labels).inc();
             let moved = db::session::find(conn, &s.id)?.ok_or_else(|| Error::internal("session vanished"))?;
             // Every door's start (a device's /start, an admin's assignment) obeys the queue
             // limit: one that finds the queue full goes on to fail in the same transaction.
@@ -299,6 +305,7 @@ pub fn request_cancel(conn: &mut AnyConnection, s: &Session, at: NaiveDateTime, 
         return Ok(false);
     }
     log_event(conn, &s.id, at, "cancel_requested", None, None, Some(message))?;
+    crate::service::dmf::on_cancel_requested(conn, s, at)?;
     Ok(true)
 }
 
@@ -389,6 +396,7 @@ pub fn insert_session(conn: &mut AnyConnection, n: NewSession<'_>) -> Result<Ses
         cancel_requested_at: None,
         consent_required: n.assignment.as_ref().is_some_and(|a| a.consent_required),
         consented_at: None,
+        bytes_served: 0,
     };
     db::session::insert(conn, &row)?;
     Ok(row)

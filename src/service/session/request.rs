@@ -25,7 +25,7 @@ use crate::time;
 
 /// What a device sends to `POST /api/v1/firmware-update/request`. Unknown fields are
 /// ignored: bootloaders in the field send what they send.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct UpdateRequest {
     /// Model id or handle.
     pub model: String,
@@ -169,15 +169,10 @@ pub async fn device_history(
     params: ListParams,
 ) -> Result<Listing<HistoryEntry>> {
     let d = {
-        let device = device.clone();
-        hub.db
-            .run(move |conn| find_device_ref(conn, &device).map_err(|_| Error::not_found(format!("device {device:?}"))))
-            .await?
+        let actor = actor.clone();
+        // by id or handle; a device of a product the caller does not see is not found
+        hub.db.run(move |conn| crate::service::devices::find(conn, &actor, &device)).await?
     };
-    // a device of a product the caller does not see is not found, exactly as a missing one
-    if !actor.sees(&d.product_id) {
-        return Err(Error::not_found(format!("device {device:?}")));
-    }
     actor.require_in(Action::Read, &d.product_id)?;
     let query = SessionQuery { device: Some(d.id), expired: Some("all".into()), list: params, ..Default::default() };
     list(hub, actor, query).await
@@ -222,7 +217,7 @@ pub enum DownloadAuth {
 }
 
 /// The deliverable of a live session, if the caller may have it.
-pub async fn deliverable(hub: &Hub, auth: DownloadAuth, id: String) -> Result<Blob> {
+pub async fn deliverable(hub: &Hub, auth: DownloadAuth, id: String) -> Result<(Blob, String)> {
     let claims = match &auth {
         DownloadAuth::Link(token) => Some(hub.links.verify(token)?),
         DownloadAuth::Token(_) => None,
@@ -263,12 +258,14 @@ pub async fn deliverable(hub: &Hub, auth: DownloadAuth, id: String) -> Result<Bl
                 .with_extra("state", st.as_str()));
             }
             let payload: Value = serde_json::from_str(payload).map_err(|e| Error::internal(format!("payload: {e}")))?;
-            Ok(Blob {
+            let blob = Blob {
                 key: key.clone(),
                 size: payload["size"].as_u64().unwrap_or_default(),
                 etag: sha256.clone(),
                 filename: payload["filename"].as_str().unwrap_or("firmware.bin").to_owned(),
-            })
+                modified: crate::service::firmware::released_at(conn, s.target_firmware_id.as_deref())?,
+            };
+            Ok((blob, s.id))
         })
         .await
 }
@@ -292,7 +289,7 @@ pub async fn start(hub: &Hub, actor: &Actor, id: String) -> Result<SessionView> 
     Ok(view)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfirmRequest {
     pub success: bool,

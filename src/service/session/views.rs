@@ -10,11 +10,13 @@ use crate::db::session::{Session, SessionEvent};
 use crate::domain::session::State;
 use crate::error::{Error, Result};
 use crate::service::Hub;
+use crate::service::action::CANCELED;
 use crate::time;
 
 /// A session as devices see it: exactly seed 003's fields, plus `payload` once there is
-/// something to say (the deliverable, or why it failed).
-#[derive(Debug, Serialize)]
+/// something to say (the deliverable, or why it failed), and `action` for a session an admin
+/// assigned (how hawkBit devices see it: a pending cancel shows there).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SessionView {
     pub id: String,
     #[serde(serialize_with = "time::rfc3339")]
@@ -30,26 +32,30 @@ pub struct SessionView {
     pub device: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub payload: Option<Value>,
-}
-
-/// A session in a list or a device's history, where expired ones appear too.
-#[derive(Debug, Serialize)]
-pub struct HistoryEntry {
-    #[serde(flatten)]
-    pub session: SessionView,
-    pub expired: bool,
-    /// For sessions an admin assigned: how hawkBit devices see them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub action: Option<ActionView>,
 }
 
+/// A session in a list or a device's history, where expired ones appear too.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct HistoryEntry {
+    #[serde(flatten)]
+    pub session: SessionView,
+    pub expired: bool,
+    /// Bytes of the deliverable served so far (whole downloads and byte ranges).
+    pub bytes_served: i64,
+}
+
 /// A session as a hawkBit action: its DDI id (a string, as DDI writes ids) and details.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ActionView {
     pub id: String,
     #[serde(rename = "type")]
     pub action_type: String,
+    /// An admin asked the device to cancel and it has not answered yet.
     pub cancel_requested: bool,
+    /// The device confirmed a cancel: the session ended as canceled.
+    pub cancel_confirmed: bool,
     pub consent_required: bool,
     pub consented: bool,
 }
@@ -57,18 +63,27 @@ pub struct ActionView {
 impl HistoryEntry {
     pub fn of(hub: &Hub, s: Session, creator: String) -> Result<HistoryEntry> {
         let expired = s.expired_at.is_some();
-        let action = s.action_type.clone().map(|action_type| ActionView {
-            id: s.number.to_string(),
-            action_type,
-            cancel_requested: s.cancel_requested_at.is_some(),
-            consent_required: s.consent_required,
-            consented: s.consented_at.is_some(),
-        });
-        Ok(HistoryEntry { session: view(hub, s, creator)?, expired, action })
+        let bytes_served = s.bytes_served;
+        Ok(HistoryEntry { session: view(hub, s, creator)?, expired, bytes_served })
     }
 }
 
-#[derive(Debug, Serialize)]
+impl ActionView {
+    /// The action of an assigned session; none for one a device asked for itself.
+    pub fn of(s: &Session, state: State) -> Option<ActionView> {
+        let action_type = s.action_type.clone()?;
+        Some(ActionView {
+            id: s.number.to_string(),
+            action_type,
+            cancel_requested: s.cancel_requested_at.is_some(),
+            cancel_confirmed: state == State::Fail && s.fail_reason.as_deref() == Some(CANCELED),
+            consent_required: s.consent_required,
+            consented: s.consented_at.is_some(),
+        })
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EventView {
     #[serde(serialize_with = "time::rfc3339")]
     pub at: NaiveDateTime,
@@ -76,11 +91,21 @@ pub struct EventView {
     pub from_state: Option<String>,
     pub to_state: Option<String>,
     pub message: Option<String>,
+    /// The `X-Request-Id` of the HTTP request that wrote it (none for jobs and timers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 impl From<SessionEvent> for EventView {
     fn from(e: SessionEvent) -> Self {
-        EventView { at: e.at, kind: e.kind, from_state: e.from_state, to_state: e.to_state, message: e.message }
+        EventView {
+            at: e.at,
+            kind: e.kind,
+            from_state: e.from_state,
+            to_state: e.to_state,
+            message: e.message,
+            request_id: e.request_id,
+        }
     }
 }
 
@@ -107,7 +132,9 @@ pub fn view(hub: &Hub, s: Session, creator: String) -> Result<SessionView> {
         (State::Fail, _) => Some(json!({"reason": s.fail_reason.clone().unwrap_or_else(|| "failed".into())})),
         _ => None,
     };
+    let action = ActionView::of(&s, st);
     Ok(SessionView {
+        action,
         id: s.id,
         create_time: s.created_at,
         creator,
