@@ -195,6 +195,12 @@ async fn once(
             return Ok(done);
         }
         if cache.claim(key, holder).await? {
+            // the holder before us may have recorded it and let go since we looked
+            if let Some(done) = cache.lookup(key).await? {
+                cache.release(key, holder).await?;
+                tracing::info!(session = %work.session_id, cache_key = %key, "pipeline output reused (made just before)");
+                return Ok(done);
+            }
             break;
         }
         waited = true;

@@ -19,6 +19,7 @@ crate::on_both_backends!(
     without_a_usable_base_the_full_image_is_delivered_and_the_payload_says_why,
     per_device_encryption_shares_the_delta_and_needs_the_devices_key,
     identical_sessions_started_at_once_run_the_steps_once,
+    outputs_no_live_session_uses_are_removed_after_the_grace_period,
     signing_keys_are_made_or_imported_by_admins_and_never_shown,
     every_step_and_the_full_chain_verify_back_to_the_target,
     tampering_and_wrong_keys_each_fail_with_their_own_message,
@@ -47,14 +48,25 @@ async fn deliverable_for(app: &TestApp, device: &str, current: Option<&str>) -> 
 }
 
 /// A firmware image and a next release of it: the same bytes with 1 % of 4 KiB blocks changed.
-fn image_pair(len: usize) -> (Vec<u8>, Vec<u8>) {
-    let old = pseudo_random(len, 7);
+fn image_pair(len: usize, seed: u64) -> (Vec<u8>, Vec<u8>) {
+    let old = pseudo_random(len, seed);
     let mut new = old.clone();
-    let noise = pseudo_random(len, 8);
+    let noise = pseudo_random(len, seed + 1);
     for block in (0..len / 4096).step_by(100) {
         let at = block * 4096;
         new[at..at + 4096].copy_from_slice(&noise[at..at + 4096]);
     }
+    (old, new)
+}
+
+/// The seed catalog with releases 1.0.0 and 1.1.0 of [`image_pair`]; their images. The
+/// images differ per backend, so the step counters (per target image) of the SQLite and the
+/// PostgreSQL half of a test never add up when both run in one process.
+async fn two_releases(app: &TestApp, len: usize) -> (Vec<u8>, Vec<u8>) {
+    app.seed_catalog().await;
+    let (old, new) = image_pair(len, if app.env.backend == Backend::Sqlite { 7 } else { 70 });
+    app.firmware("1.0.0", old.clone(), true).await;
+    app.firmware("1.1.0", new.clone(), true).await;
     (old, new)
 }
 
@@ -105,7 +117,7 @@ async fn bad_steps_are_refused_with_their_index_and_reason(backend: Backend) {
 async fn compress_with_zstd_and_gzip_round_trips(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     app.seed_catalog().await;
-    let (_, image) = image_pair(600_000);
+    let (_, image) = image_pair(600_000, 5);
     app.firmware("1.0.0", image.clone(), true).await;
 
     procedure(&app, json!([{"type": "compress", "level": 19, "long": true, "window_log": 20}])).await;
@@ -126,10 +138,7 @@ async fn compress_with_zstd_and_gzip_round_trips(backend: Backend) {
 
 async fn a_delta_from_the_current_version_rebuilds_the_target(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    app.seed_catalog().await;
-    let (old, new) = image_pair(1_000_000);
-    app.firmware("1.0.0", old.clone(), true).await;
-    app.firmware("1.1.0", new.clone(), true).await;
+    let (old, new) = two_releases(&app, 1_000_000).await;
     procedure(&app, json!([{"type": "delta"}])).await;
 
     let s = deliverable_for(&app, "dev-a", Some("1.0.0")).await;
@@ -192,10 +201,7 @@ fn decrypt(bytes: &[u8], identity_file: &str) -> Vec<u8> {
 
 async fn per_device_encryption_shares_the_delta_and_needs_the_devices_key(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    app.seed_catalog().await;
-    let (old, new) = image_pair(500_000);
-    app.firmware("1.0.0", old.clone(), true).await;
-    app.firmware("1.1.0", new.clone(), true).await;
+    let (old, new) = two_releases(&app, 500_000).await;
     procedure(&app, json!([{"type": "delta"}, {"type": "encrypt"}])).await;
 
     // devices get their public keys through the admin API; a bad one is refused
@@ -256,10 +262,7 @@ async fn identical_sessions_started_at_once_run_the_steps_once(backend: Backend)
     let second_handle = second.handle();
     tokio::spawn(second.run_until_stopped());
 
-    app.seed_catalog().await;
-    let (old, new) = image_pair(3_000_000);
-    app.firmware("1.0.0", old, true).await;
-    app.firmware("1.1.0", new.clone(), true).await;
+    let (_, new) = two_releases(&app, 3_000_000).await;
     procedure(&app, json!([{"type": "delta"}, {"type": "compress", "level": 1}])).await;
     let mut ids = Vec::new();
     for i in 0..SESSIONS {
@@ -281,6 +284,29 @@ async fn identical_sessions_started_at_once_run_the_steps_once(backend: Backend)
     assert_eq!(devicehub::pipeline::step_runs(&target, "delta"), 1, "the delta was made once");
     assert_eq!(devicehub::pipeline::step_runs(&target, "compress"), 1, "and compressed once");
     second_handle.stop(true).await;
+}
+
+/// The shared delta is referenced by no session (each device has its own encryption of it):
+/// once past the grace period the sweep removes it, and keeps every live deliverable.
+async fn outputs_no_live_session_uses_are_removed_after_the_grace_period(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |s| s.orphan_grace_secs = 0).await;
+    let (old, new) = two_releases(&app, 200_000).await;
+    procedure(&app, json!([{"type": "delta"}, {"type": "encrypt"}])).await;
+    let (identity, recipient) = age_identity();
+    let device = json!({"device_id": "dev-gc", "model": "CAFEBABE", "channel": "BAADFOOD", "age_recipient": recipient});
+    app.post("/api/v1/devices", device).await.expect(201);
+    let s = deliverable_for(&app, "dev-gc", Some("1.0.0")).await;
+    let artifacts = app.env.objects_dir().join("artifacts");
+    assert_eq!(files_under(&artifacts).len(), 2, "the delta and its encryption");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let swept = devicehub::service::orphans::sweep(&app.hub).await.unwrap();
+    assert_eq!(swept.outputs, 1, "{swept:?}");
+    assert_eq!(files_under(&artifacts).len(), 1, "the live deliverable stays");
+    let patch = decrypt(&download(&app, &s).await, &identity);
+    assert_eq!(unzstd(&patch, Some(&old)), new);
+    // a later session makes the delta again
+    let again = deliverable_for(&app, "dev-gc", Some("1.0.0")).await;
+    assert_eq!(again.body["state"], "created", "{}", again.body);
 }
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
@@ -386,7 +412,7 @@ async fn signing_keys_are_made_or_imported_by_admins_and_never_shown(backend: Ba
 async fn every_step_and_the_full_chain_verify_back_to_the_target(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     app.seed_catalog().await;
-    let (old, new) = image_pair(400_000);
+    let (old, new) = image_pair(400_000, 9);
     let target_id = {
         app.firmware("1.0.0", old.clone(), true).await;
         app.firmware("1.1.0", new.clone(), true).await
@@ -446,10 +472,7 @@ async fn every_step_and_the_full_chain_verify_back_to_the_target(backend: Backen
 
 async fn tampering_and_wrong_keys_each_fail_with_their_own_message(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    app.seed_catalog().await;
-    let (old, new) = image_pair(300_000);
-    app.firmware("1.0.0", old.clone(), true).await;
-    app.firmware("1.1.0", new.clone(), true).await;
+    let (old, new) = two_releases(&app, 300_000).await;
     let (key, public) = signing_key(&app, "release").await;
     let (_, other_public) = signing_key(&app, "other").await;
     let (identity, recipient) = age_identity();
@@ -564,10 +587,7 @@ fn stock(program: &str, args: &[&std::ffi::OsStr]) -> (bool, String) {
 #[cfg_attr(not(devicehub_tool_tests), ignore = "minisign or zstd is not installed: stock-tool checks skipped")]
 async fn stock_minisign_accepts_the_signature_and_stock_zstd_applies_the_delta() {
     let app = TestApp::spawn(Backend::Sqlite).await;
-    app.seed_catalog().await;
-    let (old, new) = image_pair(2_000_000);
-    app.firmware("1.0.0", old.clone(), true).await;
-    app.firmware("1.1.0", new.clone(), true).await;
+    let (old, new) = two_releases(&app, 2_000_000).await;
     let (key, public) = signing_key(&app, "release").await;
     procedure(&app, json!([{"type": "delta"}, {"type": "sign", "key": key}])).await;
     let s = deliverable_for(&app, "dev-stock", Some("1.0.0")).await;
@@ -613,4 +633,41 @@ async fn stock_minisign_accepts_the_signature_and_stock_zstd_applies_the_delta()
     );
     assert!(ok, "zstd --patch-from: {said}");
     assert!(std::fs::read(&out).unwrap() == new, "zstd rebuilt the exact target");
+}
+
+/// A measurement for docs/benchmarks.md, not a check: how long until the last of
+/// `BENCH_SESSIONS` (default 1000) identical sessions, started at once, is `created`.
+/// `cargo test --release --test api thousand_identical -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: run it with --ignored --nocapture"]
+async fn thousand_identical_requests_until_the_last_is_created() {
+    let sessions: usize = std::env::var("BENCH_SESSIONS").ok().and_then(|n| n.parse().ok()).unwrap_or(1000);
+    let app = TestApp::spawn_with(Backend::Sqlite, |s| s.queue_limit = 100_000).await;
+    let (_, new) = two_releases(&app, 16 << 20).await;
+    procedure(&app, json!([{"type": "delta"}, {"type": "compress"}])).await;
+    let mut ids = Vec::new();
+    for i in 0..sessions {
+        let mut body = seed_request("1.0.0");
+        body["device_id"] = json!(format!("bench-{i}"));
+        ids.push(app.request_update(body).await.expect(201).id());
+    }
+    let started = std::time::Instant::now();
+    for s in futures_util::future::join_all(ids.iter().map(|id| app.start_session(id))).await {
+        s.expect(200);
+    }
+    let all_started = started.elapsed();
+    loop {
+        let created = app.get("/api/v1/firmware-update/?state=created&limit=1").await.body["count"].as_u64().unwrap();
+        if created as usize == sessions {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let target = sha256_hex(&new);
+    println!(
+        "{sessions} sessions: all started after {:.2} s, the last created after {:.2} s; delta ran {} time(s)",
+        all_started.as_secs_f64(),
+        started.elapsed().as_secs_f64(),
+        devicehub::pipeline::step_runs(&target, "delta")
+    );
 }

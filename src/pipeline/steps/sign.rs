@@ -44,10 +44,6 @@ impl Step for Sign {
         super::canonical(&StepConfig::Sign(self.clone()))
     }
 
-    fn per_device(&self) -> bool {
-        false
-    }
-
     fn inputs(&self, work: &Work) -> Option<String> {
         // the manifest names the firmware (and the device, for per-device output)
         let device = work.per_device_device().unwrap_or_default();
