@@ -40,16 +40,7 @@ async fn assigned(app: &TestApp, fw: &str, device: &str, token: &str) -> (String
     let session = r.body["sessions"][0]["id"].as_str().expect("session").to_owned();
     app.wait_for_state(&session, &["created"]).await;
     let auth = format!("TargetToken {token}");
-    let poll: Value = app
-        .client
-        .get(app.url("/P1/controller/v1/dev-1"))
-        .header("Authorization", &auth)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let poll: Value = ddi_get(app, "dev-1", &auth).await.json().await.unwrap();
     let href = poll["_links"]["deploymentBase"]["href"].as_str().expect("deployment offered").to_owned();
     let base: Value = app.client.get(href).header("Authorization", &auth).send().await.unwrap().json().await.unwrap();
     let url = base["deployment"]["chunks"][0]["artifacts"][0]["_links"]["download-http"]["href"]
@@ -57,6 +48,11 @@ async fn assigned(app: &TestApp, fw: &str, device: &str, token: &str) -> (String
         .expect("artifact link")
         .to_owned();
     (session, url)
+}
+
+/// A GET under `/P1/controller/v1/` with an `Authorization` header.
+async fn ddi_get(app: &TestApp, tail: &str, auth: &str) -> reqwest::Response {
+    app.client.get(app.url(&format!("/P1/controller/v1/{tail}"))).header("Authorization", auth).send().await.unwrap()
 }
 
 fn ranged(app: &TestApp, url: &str, token: &str, range: &str) -> reqwest::RequestBuilder {
@@ -209,37 +205,19 @@ async fn gateway_registered_devices_have_no_target_token_until_one_is_made(backe
     app.patch("/api/v1/products/P1", json!({"ddi": {"gateway_token_auth": true}})).await.expect(200);
     let product = app.get("/api/v1/products/P1").await.id();
     let gateway = app.user_with_role("gateway", Some("device"), Some(&product)).await;
-    let r = app
-        .client
-        .get(app.url("/P1/controller/v1/via-gateway"))
-        .header("Authorization", format!("GatewayToken {gateway}"))
-        .send()
-        .await
-        .unwrap();
+    let r = ddi_get(&app, "via-gateway", &format!("GatewayToken {gateway}")).await;
     assert_eq!(r.status(), 200);
 
     let twin = app.get("/api/v1/devices/via-gateway").await.expect(200);
     assert_eq!(twin.body["has_target_token"], false);
     assert!(twin.body.get("target_token").is_none());
-    let r = app
-        .client
-        .get(app.url("/P1/controller/v1/via-gateway"))
-        .header("Authorization", "TargetToken anything")
-        .send()
-        .await
-        .unwrap();
+    let r = ddi_get(&app, "via-gateway", "TargetToken anything").await;
     assert_eq!(r.status(), 401);
 
     let rotated = app.post(&format!("/api/v1/devices/{}/target-token", twin.id()), json!({})).await.expect(200);
     assert_eq!(rotated.body["has_target_token"], true);
     let made = rotated.body["target_token"].as_str().expect("shown once").to_owned();
-    let r = app
-        .client
-        .get(app.url("/P1/controller/v1/via-gateway"))
-        .header("Authorization", format!("TargetToken {made}"))
-        .send()
-        .await
-        .unwrap();
+    let r = ddi_get(&app, "via-gateway", &format!("TargetToken {made}")).await;
     assert_eq!(r.status(), 200);
     assert_eq!(app.get("/api/v1/devices/via-gateway").await.body["has_target_token"], true);
     // an admin-made device has one from the start (shown on create)
