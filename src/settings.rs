@@ -25,7 +25,7 @@
 //! | `ddi_default_product` | `DEVICEHUB_DDI_DEFAULT_PRODUCT` | none: the product (handle) hawkBit's tenant `DEFAULT` means |
 //! | `ddi_body_timeout_secs` | `DEVICEHUB_DDI_BODY_TIMEOUT_SECS` | `30`: how long a hawkBit device's request body may take to arrive (408 after) |
 //! | `assign_sync_max` | `DEVICEHUB_ASSIGN_SYNC_MAX` | `100`: an assignment naming more devices runs as a job (`202`, progress at `GET /api/v1/assignments/{id}`) |
-//! | `download_map_mib` | `DEVICEHUB_DOWNLOAD_MAP_MIB` | `64`: the most MiB of a local store's files all downloads keep memory-mapped together (shared by the connections reading them; past it, blocks are read into small buffers) |
+//! | `download_map_mib` | `DEVICEHUB_DOWNLOAD_MAP_MIB` | `0` (off; experimental): the most MiB of a local store's files all downloads keep memory-mapped together (shared by the connections reading them; past it, blocks are read into small buffers) |
 //! | `download_chunk_kib` | `DEVICEHUB_DOWNLOAD_CHUNK_KIB` | `1024`: how much of a download is handed to the HTTP layer at once; it copies each into the connection's buffer, so smaller bounds the memory of slowly drained connections, larger costs fewer writes |
 //! | `ui_idle_secs` | `DEVICEHUB_UI_IDLE_SECS` | `1800`: a web UI session ends after this long without a request |
 //! | `ui_session_max_secs` | `DEVICEHUB_UI_SESSION_MAX_SECS` | `43200`: and at the latest this long after signing in |
@@ -390,7 +390,7 @@ impl Settings {
             scrub_interval_secs: raw.scrub_interval_secs.unwrap_or(86_400),
             scrub_bytes_per_sec: raw.scrub_bytes_per_sec.unwrap_or(DEFAULT_SCRUB_BYTES_PER_SEC),
             assign_sync_max: raw.assign_sync_max.unwrap_or(100),
-            download_map_mib: raw.download_map_mib.unwrap_or(64),
+            download_map_mib: raw.download_map_mib.unwrap_or(0),
             download_chunk_kib: raw.download_chunk_kib.unwrap_or(1024),
             ui_idle_secs: raw.ui_idle_secs.unwrap_or(1800),
             ui_session_max_secs: raw.ui_session_max_secs.unwrap_or(43_200),

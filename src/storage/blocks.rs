@@ -144,6 +144,12 @@ impl Blocks {
         lock(&self.state).hot.clear();
     }
 
+    /// Whether downloads go through here (a budget is set); `false`: each download maps its
+    /// own blocks (`storage::read_file_blocks`).
+    pub fn enabled(&self) -> bool {
+        self.budget.load(Ordering::Relaxed) > 0
+    }
+
     /// Hands the response at most `bytes` at once (at least 4 KiB).
     pub fn set_chunk(&self, bytes: usize) {
         self.chunk.store(bytes.max(4096), Ordering::Relaxed);

@@ -274,13 +274,15 @@ impl Storage {
     /// capped maps of files it keeps open (`storage::blocks`); other stores as [`Storage::read`].
     pub async fn download(&self, key: &str, range: Range<u64>) -> Result<BoxStream<'static, std::io::Result<Bytes>>> {
         match &self.downloads {
-            Some(downloads) if blocks::Blocks::serves(key) => downloads.read(key, range).await.map_err(|e| {
-                if e.kind() == std::io::ErrorKind::NotFound {
-                    Error::NotFound(format!("object {key} not found"))
-                } else {
-                    Error::internal(format!("reading {key}: {e}"))
-                }
-            }),
+            Some(downloads) if downloads.enabled() && blocks::Blocks::serves(key) => {
+                downloads.read(key, range).await.map_err(|e| {
+                    if e.kind() == std::io::ErrorKind::NotFound {
+                        Error::NotFound(format!("object {key} not found"))
+                    } else {
+                        Error::internal(format!("reading {key}: {e}"))
+                    }
+                })
+            }
             _ => self.read(key, range).await,
         }
     }
