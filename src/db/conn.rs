@@ -141,6 +141,20 @@ where
     F: FnOnce(&mut AnyConnection) -> Result<T, E>,
     E: From<diesel::result::Error>,
 {
+    let value = write_transaction_uncounted(conn, f)?;
+    COMMITTED_WRITES.fetch_add(1, std::sync::atomic::Ordering::Release);
+    Ok(value)
+}
+
+/// [`write_transaction`] for bookkeeping that changes nothing an earlier answer depends on
+/// (a download's byte count and its one DOWNLOAD event), so it does not count as a write
+/// for [`committed_writes`]: otherwise every range of a download would end the reuse of its
+/// link check (`service::recent`).
+fn write_transaction_uncounted<T, E, F>(conn: &mut AnyConnection, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut AnyConnection) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
     match conn {
         AnyConnection::Sqlite(inner) => AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?,
         AnyConnection::Postgresql(_) => <AnyConnection as TransactionManager<AnyConnection>>::begin_transaction(conn)?,
@@ -148,7 +162,6 @@ where
     match f(conn) {
         Ok(value) => {
             <AnyConnection as TransactionManager<AnyConnection>>::commit_transaction(conn)?;
-            COMMITTED_WRITES.fetch_add(1, std::sync::atomic::Ordering::Release);
             Ok(value)
         }
         Err(err) => {
@@ -167,13 +180,29 @@ const CONTENTION_RETRIES: u32 = 4;
 /// [`write_transaction`], run again when PostgreSQL aborted it for a deadlock or a
 /// serialization failure (nothing of it was kept, so it is safe to repeat), after a short
 /// random pause so the contenders do not meet again.
-pub fn write_transaction_retrying<T, F>(conn: &mut AnyConnection, mut f: F) -> crate::error::Result<T>
+pub fn write_transaction_retrying<T, F>(conn: &mut AnyConnection, f: F) -> crate::error::Result<T>
+where
+    F: FnMut(&mut AnyConnection) -> crate::error::Result<T>,
+{
+    retrying(conn, f, true)
+}
+
+/// [`write_transaction_retrying`] for bookkeeping (see [`write_transaction_uncounted`]).
+pub fn bookkeeping_transaction_retrying<T, F>(conn: &mut AnyConnection, f: F) -> crate::error::Result<T>
+where
+    F: FnMut(&mut AnyConnection) -> crate::error::Result<T>,
+{
+    retrying(conn, f, false)
+}
+
+fn retrying<T, F>(conn: &mut AnyConnection, mut f: F, counted: bool) -> crate::error::Result<T>
 where
     F: FnMut(&mut AnyConnection) -> crate::error::Result<T>,
 {
     let mut tries = 0;
     loop {
-        match write_transaction(conn, &mut f) {
+        let outcome = if counted { write_transaction(conn, &mut f) } else { write_transaction_uncounted(conn, &mut f) };
+        match outcome {
             Err(e) if e.is_contention() && tries < CONTENTION_RETRIES => {
                 tries += 1;
                 let pause = rand::random_range(2..20u64) * u64::from(tries);

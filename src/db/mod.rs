@@ -35,7 +35,10 @@ use anyhow::Context;
 use diesel::connection::SimpleConnection;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
-pub use conn::{AnyConnection, Backend, Target, committed_writes, write_transaction, write_transaction_retrying};
+pub use conn::{
+    AnyConnection, Backend, Target, bookkeeping_transaction_retrying, committed_writes, write_transaction,
+    write_transaction_retrying,
+};
 
 use crate::error::{Error, Result, SpaceLatch};
 

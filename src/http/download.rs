@@ -98,6 +98,7 @@ pub async fn respond(
         // checked like any download; the store (or CDN) serves the bytes, the range included
         let mut r = HttpResponse::TemporaryRedirect();
         r.insert_header((header::LOCATION, location.as_str())).insert_header((header::CACHE_CONTROL, "no-store"));
+        crate::metrics::get().download(door, length);
         return Ok((r.finish(), Some(served)));
     }
 

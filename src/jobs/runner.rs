@@ -57,12 +57,17 @@ async fn dispatch(hub: &Hub, task: Task) {
             .await;
         }
         Task::Assign(task) => {
-            tokio::select! {
-                () = assignments::run(hub, &task) => {}
-                () = jobs::keep_lease(hub, &task.lease) => {
-                    tracing::warn!(job = %task.lease.job_id, "lost an assignment's lease; another worker has it");
+            let span = tracing::info_span!("job", kind = "assign", job = %task.lease.job_id);
+            async {
+                tokio::select! {
+                    () = assignments::run(hub, &task) => {}
+                    () = jobs::keep_lease(hub, &task.lease) => {
+                        tracing::warn!(job = %task.lease.job_id, "lost an assignment's lease; another worker has it");
+                    }
                 }
             }
+            .instrument(span)
+            .await;
         }
     }
 }

@@ -502,7 +502,10 @@ async fn check_artifact(
 pub async fn note_download(hub: &Hub, session_id: String, uri: String, served: action::Served) -> Result<()> {
     hub.db
         .run(move |conn| {
-            write_transaction_retrying(conn, |conn| action::note_download(conn, &session_id, &uri, served))
+            // bookkeeping: it must not end the reuse of this download's link check
+            crate::db::bookkeeping_transaction_retrying(conn, |conn| {
+                action::note_download(conn, &session_id, &uri, served)
+            })
         })
         .await
 }
