@@ -54,7 +54,14 @@ impl PgSchema {
     pub fn create() -> (PgSchema, String) {
         use diesel::Connection;
         use diesel::connection::SimpleConnection;
-        let server_url = std::env::var("DATABASE_URL").expect("DATABASE_URL must point at PostgreSQL for these tests");
+        let mut server_url =
+            std::env::var("DATABASE_URL").expect("DATABASE_URL must point at PostgreSQL for these tests");
+        // Without TLS unless the URL asks for it: the test binary exits while pools of
+        // finished tests still hold connections, and libpq's OpenSSL then tears down under
+        // them (a SIGSEGV after every test passed). A loopback test database needs no TLS.
+        if !server_url.contains("sslmode=") {
+            server_url.push_str(if server_url.contains('?') { "&sslmode=disable" } else { "?sslmode=disable" });
+        }
         let name = format!("t_{}", uuid::Uuid::new_v4().simple());
         let mut conn = diesel::PgConnection::establish(&server_url).expect("connect to PostgreSQL");
         conn.batch_execute(&format!("CREATE SCHEMA {name}")).expect("create schema");
