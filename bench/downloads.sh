@@ -24,20 +24,9 @@ BIN=${BIN:-"$ROOT/target/release/devicehub"}
 BEFORE=${BEFORE:-}
 ulimit -n "$(ulimit -Hn)"  # 1 000 connections need more than the usual 1 024
 
-cleanup() {
-    [ -n "${DH_PID:-}" ] && kill "$DH_PID" 2>/dev/null || true
-    [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-for tool in wrk nginx python3; do
-    command -v "$tool" >/dev/null || { echo "bench: $tool is missing (apt-get install wrk nginx-light)" >&2; exit 1; }
-done
-if [ -z "${NO_BUILD:-}" ]; then
-    echo "== building (release)" >&2
-    (cd "$ROOT" && cargo build --release --locked --quiet)
-fi
+source "$ROOT/bench/lib.sh"
+trap bench_cleanup EXIT
+bench_prepare
 
 # Starts binary $1 on the same data, a fresh process each time.
 start_devicehub() {

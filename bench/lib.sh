@@ -26,3 +26,22 @@ print(f"{mib(sys.argv[1]) / mib(sys.argv[2]):.2f}")
 PY
 }
 
+
+# Stops what a benchmark started (devicehub, nginx) and removes $WORK; use with `trap`.
+bench_cleanup() {
+    [ -n "${DH_PID:-}" ] && kill "$DH_PID" 2>/dev/null || true
+    [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
+    rm -rf "$WORK"
+}
+
+# Fails early when a download benchmark's tools are missing, then builds the release binary
+# (unless NO_BUILD is set).
+bench_prepare() {
+    for tool in wrk nginx python3; do
+        command -v "$tool" >/dev/null || { echo "bench: $tool is missing (apt-get install wrk nginx-light)" >&2; exit 1; }
+    done
+    if [ -z "${NO_BUILD:-}" ]; then
+        echo "== building (release)" >&2
+        (cd "$ROOT" && cargo build --release --locked --quiet)
+    fi
+}

@@ -21,19 +21,9 @@ WORK=$(mktemp -d /tmp/devicehub-bench.XXXXXX)
 chmod 755 "$WORK"
 BIN="$ROOT/target/release/devicehub"
 
-cleanup() {
-    [ -n "${DH_PID:-}" ] && kill "$DH_PID" 2>/dev/null || true
-    [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-for tool in wrk nginx python3; do
-    command -v "$tool" >/dev/null || { echo "bench: $tool is missing (apt-get install wrk nginx-light)" >&2; exit 1; }
-done
-
-echo "== building (release)" >&2
-(cd "$ROOT" && cargo build --release --locked --quiet)
+source "$ROOT/bench/lib.sh"
+trap bench_cleanup EXIT
+bench_prepare
 
 # (Re)starts devicehub on the same data; a fresh process per measurement keeps memory
 # left over from the set-up (image uploads) out of the RSS figures.
@@ -60,7 +50,6 @@ SETUP2=$(python3 "$ROOT/bench/setup.py" --url "http://127.0.0.1:$PORT" --token "
     --data-dir "$WORK/data" --image-mib 256 --sessions 0 --version 2.0.0)
 LINK2=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['download_link'])" "$SETUP2")
 
-source "$ROOT/bench/lib.sh"
 
 echo "== starting nginx on the same file" >&2
 mkdir -p "$WORK/www"
