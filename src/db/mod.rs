@@ -62,6 +62,8 @@ pub struct Db {
     backend: Backend,
     /// Set when a query found no space left; cleared when a probe write fits again.
     full: std::sync::Arc<SpaceLatch>,
+    /// The SQLite file, for the lock that makes first starts take turns.
+    sqlite_file: Option<std::path::PathBuf>,
 }
 
 impl Db {
@@ -75,6 +77,10 @@ impl Db {
             std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
         }
         let backend = target.backend();
+        let sqlite_file = match &target {
+            Target::Sqlite(path) => Some(path.clone()),
+            Target::Postgres(_) => None,
+        };
         let manager = conn::Manager::new(target);
         // One direct connection first, on this thread: a wrong URL fails here, at once,
         // with the driver's own message.
@@ -92,7 +98,7 @@ impl Db {
             .test_on_check_out(false)
             .build(manager)
             .with_context(|| format!("connecting to the {} database", backend.name()))?;
-        Ok(Db { pool, backend, full: Default::default() })
+        Ok(Db { pool, backend, full: Default::default(), sqlite_file })
     }
 
     pub fn backend(&self) -> Backend {
@@ -110,11 +116,19 @@ impl Db {
         let mut conn = self.pool.get().context("getting a connection to migrate")?;
         let applied = match &mut *conn {
             AnyConnection::Sqlite(c) => {
+                // Processes starting at once on one file take turns for the whole of it,
+                // switching to WAL included: that switch needs the file to itself and, when
+                // another process is mid-transaction, SQLite may answer "database is locked"
+                // at once instead of waiting (its deadlock avoidance skips busy_timeout).
+                let _turn = match &self.sqlite_file {
+                    Some(file) => Some(lock_file_for_migration(file)?),
+                    None => None,
+                };
                 // WAL lets readers proceed while one writer commits; it is a property of
                 // the database file, so setting it once here is enough.
                 c.batch_execute("PRAGMA journal_mode = WAL;")?;
-                // Two processes starting at once on a new file take turns: the whole run
-                // holds the write lock (each migration becomes a savepoint inside it).
+                // The write lock keeps out instances already running (each migration
+                // becomes a savepoint inside it).
                 write_transaction(&mut conn, |conn| match conn {
                     AnyConnection::Sqlite(c) => run_migrations(c, MIGRATIONS),
                     AnyConnection::Postgresql(_) => Ok(Vec::new()),
@@ -174,6 +188,21 @@ impl Db {
     pub async fn ping(&self) -> Result<()> {
         self.run(|conn| conn.batch_execute("SELECT 1").map_err(Error::from)).await
     }
+}
+
+/// An exclusive advisory lock on `<database file>.lock`, held until the returned file is
+/// dropped (the OS releases it if the process dies).
+fn lock_file_for_migration(database: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    let mut name = database.as_os_str().to_owned();
+    name.push(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&name)
+        .with_context(|| format!("opening {}", std::path::Path::new(&name).display()))?;
+    file.lock().with_context(|| format!("locking {}", std::path::Path::new(&name).display()))?;
+    Ok(file)
 }
 
 fn run_migrations<C>(conn: &mut C, migrations: EmbeddedMigrations) -> anyhow::Result<Vec<String>>
