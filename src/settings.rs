@@ -390,7 +390,7 @@ impl Settings {
             scrub_interval_secs: raw.scrub_interval_secs.unwrap_or(86_400),
             scrub_bytes_per_sec: raw.scrub_bytes_per_sec.unwrap_or(DEFAULT_SCRUB_BYTES_PER_SEC),
             assign_sync_max: raw.assign_sync_max.unwrap_or(100),
-            download_map_mib: raw.download_map_mib.unwrap_or(0),
+            download_map_mib: raw.download_map_mib.unwrap_or(64),
             download_chunk_kib: raw.download_chunk_kib.unwrap_or(1024),
             ui_idle_secs: raw.ui_idle_secs.unwrap_or(1800),
             ui_session_max_secs: raw.ui_session_max_secs.unwrap_or(43_200),

@@ -73,6 +73,7 @@ impl Application {
         let hub = shared_hub(db, storage, settings, public_url).await?;
         let mut background = crate::jobs::spawn(&hub, hub.settings.workers);
         crate::amqp::spawn(&hub, &mut background);
+        background.spawn(crate::service::tally::run(hub.clone()));
 
         let shared = hub.clone();
         let server = HttpServer::new(move || {
@@ -102,7 +103,12 @@ impl Application {
     /// Serves until SIGINT/SIGTERM (or a stop through the handle), then drains.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let _background = self.background;
-        self.server.await
+        let served = self.server.await;
+        // what range requests counted since the last flush
+        if let Err(e) = crate::service::tally::flush(&self.hub).await {
+            tracing::warn!(error = %e, "writing the bytes served by range requests failed at shutdown");
+        }
+        served
     }
 }
 
@@ -126,6 +132,7 @@ pub async fn shared_hub(db: Db, storage: Storage, settings: Settings, public_url
         sealer,
         recent_downloads: Default::default(),
         recent_artifacts: Default::default(),
+        tally: Default::default(),
     })
 }
 

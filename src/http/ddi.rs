@@ -26,7 +26,11 @@ pub fn routes() -> Vec<Route> {
         Route::new("ddi", "/{tenant}/controller/v1/{controller}", method, path, handler)
     };
     vec![
+        // the poll and artifact ranges first: they are most of the requests, and each
+        // pattern tried before the right one costs a regex match
         r(Method::GET, "", |r| r.to(poll)),
+        r(Method::GET, "/softwaremodules/{module}/artifacts/{file}", |r| r.to(artifact)),
+        r(Method::HEAD, "/softwaremodules/{module}/artifacts/{file}", |r| r.to(artifact)),
         r(Method::PUT, "/configData", |r| r.to(config_data)),
         r(Method::GET, "/deploymentBase/{action}", |r| r.to(deployment_base)),
         r(Method::POST, "/deploymentBase/{action}/feedback", |r| r.to(deployment_feedback)),
@@ -40,8 +44,6 @@ pub fn routes() -> Vec<Route> {
         r(Method::GET, "/confirmationBase/{action}", |r| r.to(confirmation_action)),
         r(Method::POST, "/confirmationBase/{action}/feedback", |r| r.to(confirmation_feedback)),
         r(Method::GET, "/softwaremodules/{module}/artifacts", |r| r.to(artifacts)),
-        r(Method::GET, "/softwaremodules/{module}/artifacts/{file}", |r| r.to(artifact)),
-        r(Method::HEAD, "/softwaremodules/{module}/artifacts/{file}", |r| r.to(artifact)),
     ]
 }
 

@@ -499,13 +499,25 @@ async fn check_artifact(
 /// A whole-artifact download goes into the history (hawkBit's DOWNLOAD row); range requests
 /// never do each (a streaming client may send thousands, hawkBit #1249): the first of a
 /// session notes that the download started, and every answer adds to its bytes served.
+/// After a session's first range in this process, ranges are only counted in memory
+/// (`service::tally`).
 pub async fn note_download(hub: &Hub, session_id: String, uri: String, served: action::Served) -> Result<()> {
+    if let action::Served::Range { bytes } = served
+        && hub.tally.add(&session_id, bytes)
+    {
+        return Ok(());
+    }
+    let tally = hub.tally.clone();
     hub.db
         .run(move |conn| {
             // bookkeeping: it must not end the reuse of this download's link check
             crate::db::bookkeeping_transaction_retrying(conn, |conn| {
                 action::note_download(conn, &session_id, &uri, served)
-            })
+            })?;
+            if let action::Served::Range { .. } = served {
+                tally.written(&session_id);
+            }
+            Ok(())
         })
         .await
 }

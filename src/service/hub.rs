@@ -39,6 +39,8 @@ pub struct Hub {
     pub recent_downloads: Arc<Recent<((Blob, String), i64)>>,
     /// hawkBit artifact downloads checked a moment ago, by device, file and credential.
     pub recent_artifacts: Arc<Recent<ArtifactDownload>>,
+    /// Bytes served by range requests, not written yet (`service::tally`).
+    pub tally: Arc<super::tally::Tally>,
 }
 
 impl Hub {

@@ -25,6 +25,7 @@ pub mod sealing;
 pub mod session;
 pub mod signing_keys;
 pub mod store_identity;
+pub mod tally;
 pub mod twin;
 pub mod web_sessions;
 

@@ -16,11 +16,12 @@
 //!   ([`Blocks::new`]); when the budget is taken by blocks readers still hold (many slow
 //!   readers spread over large images), a block is read into a small buffer instead of being
 //!   mapped, so memory stays bounded whatever the number of connections or the image size.
-//! - **The response gets chunks of at most `chunk` bytes** ([`Blocks::set_chunk`]).
-//!   actix-web copies every chunk into the connection's write buffer before writing it to
-//!   the socket, so the chunk bounds that buffer for a connection the client drains slowly;
-//!   but each chunk is one write, and on this box 64 KiB chunks cost a third of the
-//!   throughput of 1 MiB ones (docs/benchmarks.md).
+//! - **The response gets chunks sized to the number of downloads.** actix-web copies every
+//!   chunk into the connection's write buffer before writing it to the socket, and keeps
+//!   that buffer's size, so the chunk bounds each connection's memory; but each chunk is
+//!   one write, so few large chunks are faster. All downloads in flight share
+//!   [`WRITE_BUDGET`]: a few get whole blocks (at most `chunk`, [`Blocks::set_chunk`]),
+//!   a thousand get [`MIN_CHUNK`] each.
 //!
 //! The scrub never reads through here: it must see the file as it is on disk now.
 
@@ -42,6 +43,13 @@ pub const BLOCK: u64 = 1024 * 1024;
 /// The most bytes handed to the response at once by default (a whole block).
 pub const DEFAULT_CHUNK: usize = BLOCK as usize;
 
+/// What all downloads in flight hand to the HTTP layer at once, together (about what
+/// their write buffers hold).
+pub const WRITE_BUDGET: usize = 32 * 1024 * 1024;
+
+/// The smallest chunk, however many downloads there are.
+pub const MIN_CHUNK: usize = 32 * 1024;
+
 /// What a buffered read (past the budget) reads at most at once.
 const BUFFERED_READ: usize = 256 * 1024;
 
@@ -62,6 +70,8 @@ pub struct Blocks {
     chunk: AtomicUsize,
     /// Bytes mapped right now, by every block alive (hot or held by a reader).
     mapped: Arc<AtomicUsize>,
+    /// Downloads reading now.
+    reading: Arc<AtomicUsize>,
     state: Mutex<State>,
 }
 
@@ -135,6 +145,7 @@ impl Blocks {
             budget: AtomicUsize::new(budget),
             chunk: AtomicUsize::new(DEFAULT_CHUNK),
             mapped: Arc::default(),
+            reading: Arc::default(),
             state: Mutex::default(),
         }
     }
@@ -184,10 +195,11 @@ impl Blocks {
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the object is shorter than its size"));
         }
         let this = self.clone();
-        let chunk = self.chunk.load(Ordering::Relaxed);
+        let reading = Reading::start(&self.reading);
         let state = (range.start, range.end, Bytes::new());
         Ok(futures_util::stream::try_unfold(state, move |(pos, end, mut rest)| {
             let (this, object) = (this.clone(), object.clone());
+            let chunk = this.chunk_now(&reading);
             async move {
                 if rest.is_empty() {
                     if pos >= end {
@@ -219,6 +231,14 @@ impl Blocks {
             }
         })
         .boxed())
+    }
+
+    /// The chunk for one download now: its share of [`WRITE_BUDGET`], within
+    /// [`MIN_CHUNK`]..=`chunk`.
+    fn chunk_now(&self, _reading: &Reading) -> usize {
+        let most = self.chunk.load(Ordering::Relaxed);
+        let share = WRITE_BUDGET / self.reading.load(Ordering::Relaxed).max(1);
+        share.clamp(MIN_CHUNK.min(most), most)
     }
 
     async fn open(&self, key: &str) -> io::Result<Arc<OpenObject>> {
@@ -315,6 +335,22 @@ impl Blocks {
     }
 }
 
+/// Counts a download as reading while it lives (its stream holds it).
+struct Reading(Arc<AtomicUsize>);
+
+impl Reading {
+    fn start(count: &Arc<AtomicUsize>) -> Reading {
+        count.fetch_add(1, Ordering::Relaxed);
+        Reading(count.clone())
+    }
+}
+
+impl Drop for Reading {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 fn to_usize(n: u64) -> io::Result<usize> {
     usize::try_from(n).map_err(io::Error::other)
 }
@@ -390,6 +426,35 @@ mod tests {
         }
         watcher.abort();
         assert!(peak.load(Ordering::Relaxed) <= 2 * BLOCK as usize, "mapped {} bytes", peak.load(Ordering::Relaxed));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn chunks_shrink_as_downloads_grow_and_grow_back() -> io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let image = object(dir.path(), "images/c/d", 4 * BLOCK as usize);
+        let blocks = Arc::new(Blocks::new(dir.path().to_path_buf(), DEFAULT_BUDGET));
+        let mut one = blocks.read("images/c/d", 0..4 * BLOCK).await?;
+        let first = one.next().await.expect("a chunk")?;
+        assert_eq!(first.len(), BLOCK as usize, "alone, a download gets whole blocks");
+        let mut others = Vec::new();
+        for _ in 0..2000 {
+            others.push(blocks.read("images/c/d", 0..4 * BLOCK).await?);
+        }
+        let second = one.next().await.expect("a chunk")?;
+        assert_eq!(second.len(), MIN_CHUNK, "among 2 001, the smallest chunk");
+        drop(others);
+        let mut got = [first, second].concat();
+        while let Some(chunk) = one.next().await {
+            let chunk = chunk?;
+            assert!(
+                chunk.len() > MIN_CHUNK
+                    || got.len() + chunk.len() == image.len()
+                    || chunk.len() == BLOCK as usize - MIN_CHUNK
+            );
+            got.extend_from_slice(&chunk);
+        }
+        assert!(got == image);
         Ok(())
     }
 

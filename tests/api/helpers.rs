@@ -125,6 +125,8 @@ pub struct TestApp {
     pub hub: Hub,
     pub env: TestEnv,
     handle: actix_web::dev::ServerHandle,
+    /// The server's task: it ends once the server drained and wrote what it keeps in memory.
+    running: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 #[derive(Debug)]
@@ -177,13 +179,14 @@ impl TestApp {
         let base = format!("http://127.0.0.1:{}", app.port());
         let hub = app.hub().clone();
         let handle = app.handle();
-        tokio::spawn(app.run_until_stopped());
-        TestApp { base, client: reqwest::Client::new(), hub, env, handle }
+        let running = tokio::spawn(app.run_until_stopped());
+        TestApp { base, client: reqwest::Client::new(), hub, env, handle, running }
     }
 
     /// Stops the server and gives back its data, to start it again.
     pub async fn stop(self) -> TestEnv {
         self.handle.stop(true).await;
+        self.running.await.expect("the server task").expect("the server stopped cleanly");
         self.env
     }
 

@@ -19,7 +19,10 @@ type Id = web::Path<String>;
 
 pub(super) fn routes() -> Vec<Route> {
     let r = |method, path, handler: Handler| Route::new("sessions", "/firmware-update", method, path, handler);
+    // downloads first: a device's ranges are matched against the fewest patterns
     vec![
+        r(Method::GET, "/{id}/download", |r| r.to(download_deliverable)),
+        r(Method::HEAD, "/{id}/download", |r| r.to(download_deliverable)),
         r(Method::GET, "", |r| r.to(list)),
         r(Method::POST, "/request", |r| r.to(request)),
         r(Method::GET, "/{id}", |r| r.to(get)),
@@ -27,8 +30,6 @@ pub(super) fn routes() -> Vec<Route> {
         r(Method::POST, "/{id}/confirm", |r| r.to(confirm)),
         r(Method::GET, "/{id}/events", |r| r.to(events)),
         r(Method::POST, "/{id}/cancel", |r| r.to(cancel)),
-        r(Method::GET, "/{id}/download", |r| r.to(download_deliverable)),
-        r(Method::HEAD, "/{id}/download", |r| r.to(download_deliverable)),
     ]
 }
 

@@ -63,7 +63,9 @@ pub struct ActionView {
 impl HistoryEntry {
     pub fn of(hub: &Hub, s: Session, creator: String) -> Result<HistoryEntry> {
         let expired = s.expired_at.is_some();
-        let bytes_served = s.bytes_served;
+        // ranges counted in memory and not written yet (`service::tally`) included
+        let pending = i64::try_from(hub.tally.pending(&s.id)).unwrap_or(i64::MAX);
+        let bytes_served = s.bytes_served.saturating_add(pending);
         Ok(HistoryEntry { session: view(hub, s, creator)?, expired, bytes_served })
     }
 }
