@@ -5,6 +5,7 @@
 #
 #   bash bench/metrics_cost.sh
 #   BASE=f3b68d7 ROUNDS=3 DURATION=10 DEVICES=2000 bash bench/metrics_cost.sh
+#   BASE=570265a BEFORE_BIN=/tmp/dh-before AFTER_BIN=target/release/devicehub bash bench/metrics_cost.sh
 #
 # Needs wrk. Prints a Markdown table (copy it into docs/benchmarks.md).
 set -euo pipefail
@@ -26,13 +27,19 @@ cleanup() {
 trap cleanup EXIT
 command -v wrk >/dev/null || { echo "bench: wrk is missing (apt-get install wrk)" >&2; exit 1; }
 
-echo "== building HEAD and $BASE (release)" >&2
-(cd "$ROOT" && cargo build --release --locked --quiet --bin devicehub)
-cp "$ROOT/target/release/devicehub" "$WORK/after"
-mkdir -p "$WORK/base-src"
-git -C "$ROOT" archive "$BASE" | tar -x -C "$WORK/base-src"
-(cd "$WORK/base-src" && CARGO_TARGET_DIR="$ROOT/target" cargo build --release --locked --quiet --bin devicehub)
-cp "$ROOT/target/release/devicehub" "$WORK/before"
+if [ -n "${BEFORE_BIN:-}" ] && [ -n "${AFTER_BIN:-}" ]; then
+    # binaries built elsewhere (e.g. a worktree of BASE sharing target/)
+    cp "$BEFORE_BIN" "$WORK/before"
+    cp "$AFTER_BIN" "$WORK/after"
+else
+    echo "== building HEAD and $BASE (release)" >&2
+    (cd "$ROOT" && cargo build --release --locked --quiet --bin devicehub)
+    cp "$ROOT/target/release/devicehub" "$WORK/after"
+    mkdir -p "$WORK/base-src"
+    git -C "$ROOT" archive "$BASE" | tar -x -C "$WORK/base-src"
+    (cd "$WORK/base-src" && CARGO_TARGET_DIR="$ROOT/target" cargo build --release --locked --quiet --bin devicehub)
+    cp "$ROOT/target/release/devicehub" "$WORK/before"
+fi
 
 wait_http() {
     for _ in $(seq 1 300); do curl -s -o /dev/null "$1" && return; sleep 0.1; done

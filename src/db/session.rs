@@ -205,7 +205,8 @@ pub fn open_assignments(conn: &mut AnyConnection, device_id: &str) -> QueryResul
         .filter(sessions::device_id.eq(device_id))
         .filter(sessions::expired_at.is_null())
         .filter(sessions::action_type.is_not_null())
-        .filter(sessions::state.eq_any(["queued", "processing", "created"]))
+        // not `eq_any`: diesel never caches an `IN (…)` statement, and every DDI poll runs this
+        .filter(sessions::state.eq("queued").or(sessions::state.eq("processing")).or(sessions::state.eq("created")))
         .order((sessions::created_at, sessions::number))
         .select(Session::as_select())
         .load(conn)
