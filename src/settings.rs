@@ -26,7 +26,7 @@
 //! | `ddi_body_timeout_secs` | `DEVICEHUB_DDI_BODY_TIMEOUT_SECS` | `30`: how long a hawkBit device's request body may take to arrive (408 after) |
 //! | `assign_sync_max` | `DEVICEHUB_ASSIGN_SYNC_MAX` | `100`: an assignment naming more devices runs as a job (`202`, progress at `GET /api/v1/assignments/{id}`) |
 //! | `download_map_mib` | `DEVICEHUB_DOWNLOAD_MAP_MIB` | `64`: the most MiB of a local store's files all downloads keep memory-mapped together (connections reading the same block share its map; past it, blocks are read into small buffers); `0`: every download maps its own 1 MiB blocks |
-//! | `download_chunk_kib` | `DEVICEHUB_DOWNLOAD_CHUNK_KIB` | `1024`: the most of a download handed to the HTTP layer at once; with many downloads in flight each gets less (all share 32 MiB, at least 32 KiB each), since the HTTP layer copies each piece into the connection's buffer |
+//! | `download_chunk_kib` | `DEVICEHUB_DOWNLOAD_CHUNK_KIB` | `1024`: the most of a download handed to the HTTP layer at once; with many downloads in flight from shared maps (`download_map_mib` above 0) each gets less (all share 32 MiB, at least 32 KiB each), since the HTTP layer copies each piece into the connection's buffer |
 //! | `ui_idle_secs` | `DEVICEHUB_UI_IDLE_SECS` | `1800`: a web UI session ends after this long without a request |
 //! | `ui_session_max_secs` | `DEVICEHUB_UI_SESSION_MAX_SECS` | `43200`: and at the latest this long after signing in |
 //! | `ui_trust_forwarded_for` | `DEVICEHUB_UI_TRUST_FORWARDED_FOR` | `false`: count failed sign-ins per `X-Forwarded-For` address (only behind a proxy that sets it) |

@@ -201,7 +201,16 @@ fn lock_file_for_migration(database: &std::path::Path) -> anyhow::Result<std::fs
         .write(true)
         .open(&name)
         .with_context(|| format!("opening {}", std::path::Path::new(&name).display()))?;
-    file.lock().with_context(|| format!("locking {}", std::path::Path::new(&name).display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            tracing::info!(lock = %std::path::Path::new(&name).display(), "waiting for another instance's start-up migration");
+            file.lock().with_context(|| format!("locking {}", std::path::Path::new(&name).display()))?;
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("locking {}", std::path::Path::new(&name).display()));
+        }
+    }
     Ok(file)
 }
 

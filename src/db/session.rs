@@ -224,10 +224,16 @@ pub fn count_by_state(conn: &mut AnyConnection) -> QueryResult<Vec<(String, Opti
 
 /// Adds to a session's bytes served and returns the new total.
 pub fn add_bytes_served(conn: &mut AnyConnection, session_id: &str, bytes: i64) -> QueryResult<i64> {
-    diesel::update(sessions::table.find(session_id))
+    add_bytes(conn, session_id, bytes)?;
+    sessions::table.find(session_id).select(sessions::bytes_served).get_result(conn)
+}
+
+/// Adds to a session's bytes served; `false` when the session is gone.
+pub fn add_bytes(conn: &mut AnyConnection, session_id: &str, bytes: i64) -> QueryResult<bool> {
+    let n = diesel::update(sessions::table.find(session_id))
         .set(sessions::bytes_served.eq(sessions::bytes_served + bytes))
         .execute(conn)?;
-    sessions::table.find(session_id).select(sessions::bytes_served).get_result(conn)
+    Ok(n == 1)
 }
 
 /// How many history rows a session has (hawkBit caps intermediate feedback).

@@ -6,9 +6,11 @@
 //! it. So only a session's first range in this process is written at once (it may be the
 //! session's first at all, which notes DOWNLOAD_STARTED in the history, `action::note_download`);
 //! later ranges are added here and written every [`FLUSH_EVERY`], and when the server stops.
-//! What a reader of this process sees is exact ([`Tally::pending`] is added to the row);
-//! another instance sees the row up to [`FLUSH_EVERY`] late. A `kill -9` loses at most that
-//! long of counting (never a byte of a download or a history event).
+//! A reader adds what this process has not written yet ([`Tally::pending`]) to the row, so
+//! it is behind by at most the batch being written at that moment; another instance sees
+//! the row up to [`FLUSH_EVERY`] late. A `kill -9` loses the counting not written yet (a
+//! second's worth while the database takes writes; more if it has been refusing them),
+//! never a byte of a download or a history event.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -26,6 +28,9 @@ const IDLE: Duration = Duration::from_secs(120);
 #[derive(Default)]
 pub struct Tally {
     sessions: Mutex<HashMap<String, Counting>>,
+    /// Held by a flush from taking the counts until they are written or put back, so the
+    /// last flush at shutdown waits for one under way.
+    flushing: tokio::sync::Mutex<()>,
 }
 
 struct Counting {
@@ -61,15 +66,17 @@ impl Tally {
         sessions.get(session_id).map_or(0, |c| c.unwritten)
     }
 
-    /// Takes what is to be written, and forgets idle sessions.
+    /// Takes what is to be written (in session order, so two instances' batches lock rows in
+    /// the same order), and forgets idle sessions.
     fn take(&self) -> Vec<(String, u64)> {
         let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
-        let due: Vec<(String, u64)> = sessions
+        let mut due: Vec<(String, u64)> = sessions
             .iter_mut()
             .filter(|(_, c)| c.unwritten > 0)
             .map(|(id, c)| (id.clone(), std::mem::take(&mut c.unwritten)))
             .collect();
-        sessions.retain(|_, c| c.unwritten > 0 || c.last_range.elapsed() < IDLE);
+        sessions.retain(|_, c| c.last_range.elapsed() < IDLE);
+        due.sort_unstable();
         due
     }
 
@@ -85,6 +92,7 @@ impl Tally {
 
 /// Writes what [`Tally`] counted, in one transaction.
 pub async fn flush(hub: &Hub) -> Result<()> {
+    let _turn = hub.tally.flushing.lock().await;
     let due = hub.tally.take();
     if due.is_empty() {
         return Ok(());
@@ -95,7 +103,8 @@ pub async fn flush(hub: &Hub) -> Result<()> {
         .run(move |conn| {
             crate::db::bookkeeping_transaction_retrying(conn, |conn| {
                 for (session_id, bytes) in &rows {
-                    crate::db::session::add_bytes_served(conn, session_id, i64::try_from(*bytes).unwrap_or(i64::MAX))?;
+                    // a session deleted meanwhile just drops its count
+                    crate::db::session::add_bytes(conn, session_id, i64::try_from(*bytes).unwrap_or(i64::MAX))?;
                 }
                 Ok(())
             })

@@ -21,7 +21,7 @@
 //!   that buffer's size, so the chunk bounds each connection's memory; but each chunk is
 //!   one write, so few large chunks are faster. All downloads in flight share
 //!   [`WRITE_BUDGET`]: a few get whole blocks (at most `chunk`, [`Blocks::set_chunk`]),
-//!   a thousand get [`MIN_CHUNK`] each.
+//!   a thousand get about [`MIN_CHUNK`] each.
 //!
 //! The scrub never reads through here: it must see the file as it is on disk now.
 
