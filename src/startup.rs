@@ -47,10 +47,21 @@ pub async fn open(settings: &Settings) -> anyhow::Result<(Db, Storage)> {
     let mib = |n: u64| usize::try_from(n.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
     let kib = |n: u64| usize::try_from(n.saturating_mul(1 << 10)).unwrap_or(usize::MAX);
     storage.tune_downloads(mib(settings.download_map_mib), kib(settings.download_chunk_kib));
-    storage
-        .put_bytes(keys::READY_MARKER, b"devicehub object store\n".to_vec())
-        .await
-        .context("writing to the object store")?;
+    // Instances starting together all write this object at once, and a store may refuse
+    // one of several concurrent writes of a key (s3s-fs does); a few tries with a pause
+    // tell that from a store that is really unwritable.
+    let mut attempt = 1;
+    loop {
+        match storage.put_bytes(keys::READY_MARKER, b"devicehub object store\n".to_vec()).await {
+            Ok(_) => break,
+            Err(e) if attempt < 5 => {
+                tracing::warn!(attempt, error = %e, "writing to the object store failed; trying again");
+                tokio::time::sleep(std::time::Duration::from_millis(200 * attempt)).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(anyhow::Error::from(e).context("writing to the object store")),
+        }
+    }
     Ok((db, storage))
 }
 

@@ -71,7 +71,16 @@ impl Server {
         let mut lines = BufReader::new(stdout).lines();
         let mut banner = String::new();
         let base = loop {
-            let line = lines.next().expect("devicehub exited before listening").expect("read stdout");
+            let Some(line) = lines.next() else {
+                // say why: its log, when it was piped here
+                let mut log = String::new();
+                if let Some(mut stderr) = child.stderr.take() {
+                    let _ = std::io::Read::read_to_string(&mut stderr, &mut log);
+                }
+                let status = child.wait().map(|s| s.to_string()).unwrap_or_default();
+                panic!("devicehub exited before listening ({status}):\n{banner}{log}");
+            };
+            let line = line.expect("read stdout");
             if let Some(url) = line.strip_prefix("devicehub listening on ") {
                 break url.trim_end_matches('/').to_owned();
             }
